@@ -1,0 +1,123 @@
+"""The command line: parses, calls the library, prints. Every error a user can cause is one line
+on stderr and a non-zero exit (a traceback only with --debug)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import resources
+from pathlib import Path
+
+from .errors import MtkdError
+
+STAGE_COMMANDS = {   # the study's scripts, as stages of one cached pipeline
+    "finetune-teachers": "teachers",
+    "extract-logits": "logits",
+    "train-baseline": "baseline",
+    "distill-single": "single",
+    "distill-multi": "multi",
+    "evaluate": "evaluate",
+}
+
+
+def demo_config_path() -> Path:
+    return Path(str(resources.files("mtkd") / "configs" / "demo.yaml"))
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mtkd", description="Multi-teacher knowledge distillation of text classifiers.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="the built-in demo, end to end, offline")
+    d.add_argument("--out", default="runs/demo")
+    d.add_argument("--recompute", action="store_true", help="rebuild stale cached stages instead of refusing them")
+    d.add_argument("overrides", nargs="*", help="key=value config overrides")
+
+    def run_like(name, help_):
+        r = sub.add_parser(name, help=help_)
+        r.add_argument("config", help="config YAML (or a run directory holding config.yaml)")
+        r.add_argument("--out", help="run directory (default: the config's run directory or runs/<name>)")
+        r.add_argument("--recompute", action="store_true", help="rebuild stale cached stages instead of refusing them")
+        r.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. distill.alpha=0.5")
+    run_like("run", "run the whole pipeline: teachers, logits, students, evaluation, report")
+    for name, stage in STAGE_COMMANDS.items():
+        run_like(name, f"run the pipeline up to the '{stage}' stage")
+
+    v = sub.add_parser("verify-logits", help="check every cached logit file of a run")
+    v.add_argument("run_dir")
+    a = sub.add_parser("analyze", help="analysis tables and plots of a finished run")
+    a.add_argument("run_dir")
+    a.add_argument("--split", default="validation", help="split for teacher confidence (validation or eval)")
+    rp = sub.add_parser("report", help="report.md and report.html of a finished run")
+    rp.add_argument("run_dir")
+    return p
+
+
+def _run_dir(path: str) -> Path:
+    p = Path(path)
+    if not (p / "config.yaml").is_file():
+        raise MtkdError(f"{p} is not a run directory (no config.yaml)")
+    return p
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except MtkdError as e:
+        if args.debug:
+            raise
+        print(f"mtkd: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mtkd: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug or an unforeseen environment problem: still one line
+        if args.debug:
+            raise
+        msg = str(e).splitlines()[0] if str(e) else ""
+        print(f"mtkd: error: {type(e).__name__}: {msg} (rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args) -> int:
+    from . import experiments
+    if args.command == "demo":
+        out = experiments.run_config(demo_config_path(), args.out, args.overrides, "report", args.recompute)
+        print(f"done: {out / 'results' / 'master_results.md'}")
+        print((out / "results" / "master_results.md").read_text())
+        return 0
+    if args.command == "run" or args.command in STAGE_COMMANDS:
+        until = STAGE_COMMANDS.get(args.command, "report")
+        out = experiments.run_config(args.config, args.out, args.overrides, until, args.recompute)
+        table = out / "results" / "master_results.md"
+        if until in ("evaluate", "report") and table.is_file():
+            print(table.read_text())
+        print(f"done: {out}")
+        return 0
+    if args.command == "verify-logits":
+        from .logits import verify_run
+        lines, problems = verify_run(_run_dir(args.run_dir))
+        print("\n".join(lines))
+        for p in problems:
+            print(f"FAIL {p}", file=sys.stderr)
+        if problems:
+            raise MtkdError(f"{len(problems)} problem(s) in the cached logits of {args.run_dir}")
+        if not lines:
+            raise MtkdError(f"no cached logits in {args.run_dir}")
+        print(f"all {len(lines)} logit files verified")
+        return 0
+    if args.command == "analyze":
+        from .analysis import analyze
+        print(f"done: {analyze(_run_dir(args.run_dir), split=args.split)}")
+        return 0
+    if args.command == "report":
+        from .report import build_report
+        md, html = build_report(_run_dir(args.run_dir))
+        print(f"done: {md}\n      {html}")
+        return 0
+    raise MtkdError(f"unknown command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

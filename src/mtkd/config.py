@@ -1,0 +1,286 @@
+"""Typed run configuration: YAML + dotted `key=value` overrides, validated once, never mutated
+during a run, and saved resolved (defaults filled in) as RUN/config.yaml."""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import MtkdError
+
+
+@dataclass
+class TaskConfig:
+    name: str = "demo"                 # registry name: demo, sst2, mnli, qqp, mrpc, qnli, rte, cola, or any name with source=file
+    source: str = "auto"               # auto | builtin | hf | glue_dir | file
+    glue_dir: str | None = None        # local folder in GLUE's TSV layout (source glue_dir)
+    train_file: str | None = None      # source file: CSV / TSV / JSONL
+    eval_file: str | None = None
+    text_columns: list[str] | None = None
+    label_column: str = "label"
+    label_names: list[str] | None = None
+    metric: str | None = None          # accuracy | f1 | matthews (default: the task's official metric)
+    max_train_examples: int | None = None
+    max_eval_examples: int | None = None
+    validation_fraction: float = 0.1   # carved deterministically from train
+    demo_size: int = 2400              # builtin demo: number of generated training sentences
+
+
+@dataclass
+class TeacherConfig:
+    name: str = "minilm_l6"
+    kind: str = "hf"                   # hf | tfidf
+    model: str = "minilm"              # hub id, local path, `minilm` (the packaged MiniLM) or `tiny` (random tiny BERT for tests)
+    layers: int | None = None          # keep only the first k encoder layers
+    epochs: float = 1.0
+    lr: float = 5e-5
+    batch_size: int = 32
+    max_length: int = 64
+    seed: int | None = None            # default: the run seed
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    trust_remote_code: bool = False
+    C: float = 10.0                    # tfidf: inverse regularisation strength
+    ngram_max: int = 2                 # tfidf: word n-grams 1..ngram_max
+
+
+@dataclass
+class StudentConfig:
+    model: str = "minilm"
+    layers: int | None = 2             # the offline default student: the packaged MiniLM cut to its first 2 layers
+    epochs: float = 2.0
+    lr: float = 1e-4
+    batch_size: int = 32
+    max_length: int = 64
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    trust_remote_code: bool = False
+    save_model: bool = False           # keep each student's weights (safetensors) in its folder
+    gate_hidden: int = 64              # learned_gating: hidden units of the gate MLP
+    gate_lr: float = 1e-3
+
+
+@dataclass
+class DistillConfig:
+    temperature: float = 6.0
+    alpha: float = 0.7                 # weight of the KD term; 0 = plain fine-tuning
+    strategies: list[str] = field(default_factory=lambda: ["average", "weighted", "best_per_sample", "learned_gating"])
+    single_teacher: bool = True        # one single-teacher KD student per teacher
+    baseline: bool = True              # the no-KD student
+    mode: str = "cached"               # cached | online
+
+
+@dataclass
+class RunConfig:
+    name: str = "mtkd-run"
+    seed: int = 42
+    tasks: list[TaskConfig] = field(default_factory=lambda: [TaskConfig()])
+    teachers: list[TeacherConfig] = field(default_factory=lambda: [TeacherConfig()])
+    student: StudentConfig = field(default_factory=StudentConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    length_grouping: bool = True       # group batches by length (less padding); order stays seeded
+    eval_batch_size: int = 128
+    threads: int | None = None         # torch CPU threads (default: torch's choice)
+
+
+SOURCES = ("auto", "builtin", "hf", "glue_dir", "file")
+TEACHER_KINDS = ("hf", "tfidf")
+METRICS = ("accuracy", "f1", "matthews")
+MODES = ("cached", "online")
+
+
+def _did_you_mean(word: str, options) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _build(cls, data, where: str):
+    """Build dataclass `cls` from a dict, refusing unknown keys and wrong types."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise MtkdError(f"config: '{where or 'top level'}' must be a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise MtkdError(f"config: unknown key '{where + '.' if where else ''}{key}'{_did_you_mean(str(key), fields)}")
+        kwargs[key] = _coerce(hints[key], value, f"{where + '.' if where else ''}{key}")
+    return cls(**kwargs)
+
+
+def _coerce(hint, value, where):
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise MtkdError(f"config: '{where}' must be a list, got {value!r}")
+        (item,) = args
+        if item is TaskConfig and all(isinstance(v, (str, dict)) for v in value):
+            value = [{"name": v} if isinstance(v, str) else v for v in value]
+        return [_coerce(item, v, f"{where}.{i}") for i, v in enumerate(value)]
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise MtkdError(f"config: '{where}' must be true or false, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise MtkdError(f"config: '{where}' must be a number, got {value!r}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise MtkdError(f"config: '{where}' must be an integer, got {value!r}")
+        return value
+    if hint is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise MtkdError(f"config: '{where}' must be a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    from .fusion import STRATEGIES  # late import: fusion imports torch
+
+    d = cfg.distill
+    if not d.temperature > 0:
+        raise MtkdError(f"config: distill.temperature must be > 0, got {d.temperature}")
+    if not 0.0 <= d.alpha <= 1.0:
+        raise MtkdError(f"config: distill.alpha must be in [0, 1], got {d.alpha}")
+    for s in d.strategies:
+        if s not in STRATEGIES:
+            raise MtkdError(f"config: unknown fusion strategy '{s}'{_did_you_mean(s, STRATEGIES)}; known: {', '.join(STRATEGIES)}")
+    if d.mode not in MODES:
+        raise MtkdError(f"config: distill.mode must be one of {', '.join(MODES)}, got '{d.mode}'")
+    if not cfg.tasks:
+        raise MtkdError("config: 'tasks' is empty; name at least one task")
+    if not cfg.teachers:
+        raise MtkdError("config: 'teachers' is empty; name at least one teacher")
+    names = [t.name for t in cfg.teachers]
+    if len(set(names)) != len(names):
+        raise MtkdError(f"config: teacher names must be unique, got {names}")
+    tnames = [t.name for t in cfg.tasks]
+    if len(set(tnames)) != len(tnames):
+        raise MtkdError(f"config: task names must be unique, got {tnames}")
+    for t in cfg.teachers:
+        if t.kind not in TEACHER_KINDS:
+            raise MtkdError(f"config: teacher '{t.name}': unknown kind '{t.kind}'{_did_you_mean(t.kind, TEACHER_KINDS)}")
+        if not t.name.replace("_", "").replace("-", "").isalnum():
+            raise MtkdError(f"config: teacher name '{t.name}' may only use letters, digits, '-' and '_'")
+        _check_training(f"teachers.{t.name}", t)
+    _check_training("student", cfg.student)
+    for t in cfg.tasks:
+        if t.source not in SOURCES:
+            raise MtkdError(f"config: task '{t.name}': unknown source '{t.source}'{_did_you_mean(t.source, SOURCES)}")
+        if t.metric is not None and t.metric not in METRICS:
+            raise MtkdError(f"config: task '{t.name}': unknown metric '{t.metric}'{_did_you_mean(t.metric, METRICS)}")
+        if not 0.0 < t.validation_fraction < 1.0:
+            raise MtkdError(f"config: task '{t.name}': validation_fraction must be in (0, 1), got {t.validation_fraction}")
+        for key in ("max_train_examples", "max_eval_examples"):
+            v = getattr(t, key)
+            if v is not None and v < 1:
+                raise MtkdError(f"config: task '{t.name}': {key} must be >= 1, got {v}")
+        if not t.name.replace("_", "").replace("-", "").isalnum():
+            raise MtkdError(f"config: task name '{t.name}' may only use letters, digits, '-' and '_'")
+    return cfg
+
+
+def _check_training(where, c):
+    if hasattr(c, "epochs") and not c.epochs > 0:
+        raise MtkdError(f"config: {where}.epochs must be > 0, got {c.epochs}")
+    if hasattr(c, "lr") and not c.lr > 0:
+        raise MtkdError(f"config: {where}.lr must be > 0, got {c.lr}")
+    for key in ("batch_size", "max_length"):
+        if getattr(c, key, 1) < 1:
+            raise MtkdError(f"config: {where}.{key} must be >= 1, got {getattr(c, key)}")
+    if getattr(c, "layers", None) is not None and c.layers < 1:
+        raise MtkdError(f"config: {where}.layers must be >= 1, got {c.layers}")
+
+
+def parse_overrides(overrides) -> list[tuple[list[str], object]]:
+    out = []
+    for item in overrides or []:
+        if "=" not in item:
+            raise MtkdError(f"override '{item}' must look like key=value (e.g. distill.alpha=0.5)")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        out.append((key.strip().split("."), value))
+    return out
+
+
+def apply_overrides(data: dict, overrides) -> dict:
+    for path, value in parse_overrides(overrides):
+        node = data
+        for i, key in enumerate(path[:-1]):
+            nxt = path[i + 1]
+            if isinstance(node, list):
+                if not key.isdigit() or int(key) >= len(node):
+                    raise MtkdError(f"override '{'.'.join(path)}': no list item {key}")
+                node = node[int(key)]
+                if isinstance(node, str):  # tasks given as plain names
+                    raise MtkdError(f"override '{'.'.join(path)}': write that list item as a mapping in the config")
+            else:
+                if key not in node or node[key] is None:
+                    node[key] = [] if nxt.isdigit() else {}
+                node = node[key]
+        last = path[-1]
+        if isinstance(node, list):
+            if not last.isdigit() or int(last) >= len(node):
+                raise MtkdError(f"override '{'.'.join(path)}': no list item {last}")
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return data
+
+
+def load_config(path=None, overrides=()) -> RunConfig:
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        if path.is_dir():
+            path = path / "config.yaml"
+        if not path.is_file():
+            raise MtkdError(f"config file not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark else ""
+            raise MtkdError(f"config {path}: invalid YAML{where}: {getattr(e, 'problem', e)}") from None
+        except UnicodeDecodeError:
+            raise MtkdError(f"config {path}: not a UTF-8 text file") from None
+        if not isinstance(data, dict):
+            raise MtkdError(f"config {path}: top level must be a mapping of keys to values")
+    data = _normalise_tasks(data)
+    data = apply_overrides(data, overrides)
+    return validate(_build(RunConfig, data, ""))
+
+
+def _normalise_tasks(data: dict) -> dict:
+    tasks = data.get("tasks")
+    if isinstance(tasks, list):
+        data["tasks"] = [{"name": t} if isinstance(t, str) else t for t in tasks]
+    return data
+
+
+def to_dict(cfg: RunConfig) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def dump_yaml(cfg: RunConfig) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)

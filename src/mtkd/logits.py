@@ -1,0 +1,89 @@
+"""LogitStore: each teacher's logits, one float32 [N, C] .npy per split, in a stage folder whose
+manifest records the teacher, the dataset fingerprint of every split, the label names in order,
+the shapes and the sha256 of every file. Every read checks all of it and refuses a mismatch with
+one line naming what differs: soft labels can never be paired with the wrong examples."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import MtkdError
+from .io import load_npy, read_json, sha256_file
+
+SPLITS = ("train", "validation", "eval")
+
+
+def store_fields(teacher_name: str, label_names, arrays: dict[str, np.ndarray], fingerprints: dict[str, str]) -> dict:
+    """The manifest fields of a logit folder (besides the generic stage ones)."""
+    return {"teacher": teacher_name, "label_names": list(label_names),
+            "splits": {s: {"fingerprint": fingerprints[s], "shape": list(a.shape), "file": f"{s}.npy"}
+                       for s, a in arrays.items()}}
+
+
+def check_array(arr: np.ndarray, where: str, n: int | None = None, c: int | None = None) -> np.ndarray:
+    if arr.ndim != 2 or arr.dtype.kind != "f":
+        raise MtkdError(f"{where}: logits must be a float array [N, C], got {arr.dtype} {list(arr.shape)}")
+    if (n is not None and arr.shape[0] != n) or (c is not None and arr.shape[1] != c):
+        raise MtkdError(f"{where}: logits shape {list(arr.shape)} does not match the dataset ({n} examples, {c} classes)")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        raise MtkdError(f"{where}: logits contain NaN or inf ({int(bad.sum())} values, first in example {row})")
+    return arr.astype(np.float32, copy=False)
+
+
+def read_logits(folder: Path, split: str, label_names, fingerprint: str, n: int) -> np.ndarray:
+    """The verified logits of one split, or a one-line MtkdError naming what differs."""
+    mpath = folder / "manifest.json"
+    if not mpath.is_file():
+        raise MtkdError(f"{folder}: no finished logit store (manifest.json missing); run extraction first")
+    try:
+        m = read_json(mpath)
+        entry = m["splits"][split]
+    except (ValueError, KeyError, TypeError):
+        raise MtkdError(f"{mpath}: manifest has no entry for split '{split}'") from None
+    if list(m.get("label_names", [])) != list(label_names):
+        raise MtkdError(f"{folder}: label order {m.get('label_names')} differs from the task's {list(label_names)}")
+    if entry["fingerprint"] != fingerprint:
+        raise MtkdError(f"{folder}: split '{split}' was extracted from a different dataset "
+                        f"(fingerprint {entry['fingerprint'][:12]}, now {fingerprint[:12]})")
+    path = folder / entry["file"]
+    if not path.is_file():
+        raise MtkdError(f"{path}: logit file missing")
+    if sha256_file(path) != m["outputs"].get(entry["file"]):
+        raise MtkdError(f"{path}: file does not match the sha256 in its manifest (tampered or corrupt)")
+    try:
+        arr = load_npy(path)
+    except ValueError as e:
+        raise MtkdError(f"{path}: not a valid .npy array ({e})") from None
+    if list(arr.shape) != list(entry["shape"]):
+        raise MtkdError(f"{path}: shape {list(arr.shape)} differs from the manifest's {entry['shape']}")
+    return check_array(arr, str(path), n, len(label_names))
+
+
+def verify_run(run_dir: Path) -> tuple[list[str], list[str]]:
+    """What the study's verify_logits.py did, for every logit store of a run: manifest, hashes,
+    shapes, NaN/inf, alignment with the dataset (fingerprints and labels), and each teacher's
+    accuracy against the labels. Returns (report lines, problems)."""
+    from .config import load_config
+    from .tasks import load_task
+
+    run_dir = Path(run_dir)
+    cfg = load_config(run_dir / "config.yaml")
+    lines, problems = [], []
+    for tcfg in cfg.tasks:
+        task = load_task(tcfg, cfg.seed)
+        fps = task.fingerprints()
+        for teacher in cfg.teachers:
+            folder = run_dir / task.name / "logits" / teacher.name
+            for split in SPLITS:
+                s = task.splits[split]
+                try:
+                    arr = read_logits(folder, split, task.label_names, fps[split], len(s))
+                except MtkdError as e:
+                    problems.append(str(e))
+                    continue
+                acc = 100 * float((arr.argmax(1) == s.labels).mean())
+                lines.append(f"ok  {task.name:8s} {teacher.name:16s} {split:10s} {arr.shape[0]:>7d}x{arr.shape[1]}  acc {acc:6.2f}%")
+    return lines, problems

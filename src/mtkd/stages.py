@@ -1,0 +1,118 @@
+"""Stages: a stage is a function of (its inputs, its config) that fills one artifact folder and
+ends it with `manifest.json` (the key it was built from, every output file and its sha256,
+library versions). The folder is built under a temporary name and renamed into place after the
+manifest is written, so a folder without a valid manifest is unfinished and is redone, never read.
+
+A finished folder whose key or file hashes no longer match is stale: it is refused with one line
+naming what differs, unless the caller asked to recompute. Checkpoints of a long stage live in
+a work folder named after the key, so a killed stage resumes where it stopped.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+from typing import Callable
+
+from .errors import MtkdError
+from .io import atomic_write_json, read_json, sha256_file, sha256_json
+
+MANIFEST = "manifest.json"
+
+
+def versions() -> dict[str, str]:
+    import importlib.metadata as md
+    out = {"python": platform.python_version()}
+    for pkg in ("mtkd", "torch", "transformers", "accelerate", "scikit-learn", "numpy", "safetensors"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def _first_difference(a, b, path="") -> str | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b), key=str):
+            d = _first_difference(a.get(k), b.get(k), f"{path}.{k}" if path else str(k))
+            if d:
+                return d
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            d = _first_difference(x, y, f"{path}.{i}")
+            if d:
+                return d
+        return None
+    if a != b:
+        return f"{path}: recorded {_short(a)}, now {_short(b)}"
+    return None
+
+
+def _short(v) -> str:
+    s = repr(v)
+    return s if len(s) <= 40 else s[:37] + "..."
+
+
+def check(folder: Path, key: dict) -> tuple[dict | None, str | None]:
+    """(manifest, None) if `folder` is finished and matches `key`; (None, None) if unfinished;
+    (None, reason) if finished but stale or tampered."""
+    mpath = folder / MANIFEST
+    if not mpath.is_file():
+        return None, None
+    try:
+        manifest = read_json(mpath)
+        recorded_key, outputs = manifest["key"], manifest["outputs"]
+    except (ValueError, KeyError, TypeError, OSError):
+        return None, f"{mpath}: unreadable manifest"
+    canon = _canonical(key)
+    if sha256_json(recorded_key) != sha256_json(canon):
+        return None, f"{folder}: cached stage was built from other inputs ({_first_difference(recorded_key, canon)})"
+    for rel, digest in outputs.items():
+        path = folder / rel
+        if not path.is_file():
+            return None, f"{path}: file listed in its manifest is missing"
+        if sha256_file(path) != digest:
+            return None, f"{path}: file does not match the sha256 in its manifest (tampered or corrupt)"
+    return manifest, None
+
+
+def _canonical(key: dict) -> dict:
+    import json
+    return json.loads(json.dumps(key, sort_keys=True, default=str))
+
+
+def run(folder: Path, key: dict, build: Callable[[Path, Path], dict | None], recompute: bool = False,
+        log: Callable[[str], None] = print) -> dict:
+    """Return the manifest of `folder`, building it with `build(tmp_dir, work_dir) -> extra manifest
+    fields` unless it is already finished with the same key."""
+    folder = Path(folder)
+    manifest, stale = check(folder, key)
+    if manifest is not None:
+        log(f"  cached  {folder}")
+        return manifest
+    if stale and not recompute:
+        raise MtkdError(f"{stale}; pass --recompute to rebuild it")
+    key = _canonical(key)
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    work = folder.with_name(f".{folder.name}.work-{sha256_json(key)[:12]}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for old in folder.parent.glob(f".{folder.name}.work-*"):   # checkpoints of another key are useless
+        if old != work:
+            shutil.rmtree(old, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    log(f"  build   {folder}")
+    extra = build(tmp, work) or {}
+    outputs = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+    manifest = {"stage": folder.name, "key": key, "outputs": outputs, "versions": versions(),
+                "seconds": round(time.time() - t0, 2), "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra}
+    atomic_write_json(tmp / MANIFEST, manifest)           # the manifest is written last
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)
+    shutil.rmtree(work, ignore_errors=True)
+    return manifest

@@ -1,0 +1,36 @@
+"""Teachers: one protocol for every kind. A teacher is fitted on train (and may look at
+validation), gives float32 logits [N, C] for texts in the task's label order, and saves / loads
+itself from a folder without pickle."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from ..config import TeacherConfig
+from ..errors import MtkdError
+
+
+class Teacher(Protocol):
+    label_names: tuple[str, ...]
+
+    def fit(self, train, validation, work_dir: Path) -> "Teacher": ...
+    def logits(self, texts: list[tuple[str, ...]]) -> np.ndarray: ...
+    def save(self, folder: Path) -> None: ...
+
+
+def make_teacher(cfg: TeacherConfig, label_names, seed: int, eval_batch_size: int = 128) -> Teacher:
+    if cfg.kind == "hf":
+        from .hf import HFTeacher
+        return HFTeacher(cfg, label_names, seed, eval_batch_size)
+    if cfg.kind == "tfidf":
+        from .classic import TfidfTeacher
+        return TfidfTeacher(cfg, label_names, seed)
+    raise MtkdError(f"unknown teacher kind '{cfg.kind}'")
+
+
+def load_teacher(cfg: TeacherConfig, label_names, seed: int, folder: Path, eval_batch_size: int = 128) -> Teacher:
+    teacher = make_teacher(cfg, label_names, seed, eval_batch_size)
+    teacher.load(folder)
+    return teacher

@@ -1,0 +1,45 @@
+"""HFTeacher: fine-tunes any AutoModelForSequenceClassification (hub id or local path; default the
+packaged MiniLM; optionally only its first k layers) with the one training loop."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..config import TeacherConfig
+from ..losses import kd_loss
+from ..models import encode, load_classifier, load_saved_classifier, load_tokenizer
+from ..train import TrainSpec, predict, train
+
+
+class HFTeacher:
+    def __init__(self, cfg: TeacherConfig, label_names, seed: int, eval_batch_size: int = 128):
+        self.cfg, self.label_names, self.eval_batch_size = cfg, tuple(label_names), eval_batch_size
+        self.seed = cfg.seed if cfg.seed is not None else seed
+        self.tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code)
+        self.model = None
+
+    def fit(self, train_split, validation, work_dir: Path) -> "HFTeacher":
+        c = self.cfg
+        self.model = load_classifier(c.model, len(self.label_names), c.layers, self.seed, c.trust_remote_code)
+        data = encode(self.tokenizer, train_split.texts, c.max_length)
+        labels = train_split.labels
+        import torch
+        labels_t = torch.as_tensor(labels)
+
+        def loss_fn(logits, feats, idx):
+            return kd_loss(logits, None, labels_t[idx], 1.0, 0.0)
+        spec = TrainSpec(c.epochs, c.lr, c.batch_size, c.weight_decay, c.warmup_ratio, self.seed)
+        self.model = train(self.model, data, labels, spec, loss_fn, work_dir, desc=f"teacher {c.name}")
+        return self
+
+    def logits(self, texts) -> np.ndarray:
+        return predict(self.model, encode(self.tokenizer, texts, self.cfg.max_length), self.eval_batch_size)
+
+    def save(self, folder: Path) -> None:
+        self.model.save_pretrained(folder, safe_serialization=True)
+
+    def load(self, folder: Path) -> "HFTeacher":
+        self.model = load_saved_classifier(folder)
+        self.model.eval()
+        return self

@@ -1,0 +1,173 @@
+"""The one training loop (teachers and students alike), on Accelerate, plus batched inference.
+
+Deterministic on CPU: the data order of epoch e comes from seed (seed, e); dropout's RNG state is
+checkpointed. A checkpoint is written (atomically) after every epoch; calling `train` again with
+the same `work_dir` resumes from it and ends bit-identical to an uninterrupted run.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from safetensors.torch import load_model, save_model
+from tqdm.auto import tqdm
+
+from .models import Encoded
+
+# loss_fn(student_logits [B, C], features [B, H] or None, idx LongTensor [B]) -> (loss, parts)
+LossFn = Callable[[torch.Tensor, torch.Tensor | None, torch.Tensor], tuple[torch.Tensor, dict]]
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    epochs: float
+    lr: float
+    batch_size: int
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    seed: int = 0
+    group_by_length: bool = True
+    extra_lr: float = 1e-3            # lr of extra modules (e.g. the learned gate)
+
+
+def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int, group_by_length: bool) -> list[np.ndarray]:
+    """Shuffled batches of example indices for one epoch. With length grouping, examples are
+    sorted by length inside shuffled windows of 50 batches, and the batches shuffled again, so
+    batches hold similar lengths (less padding) while the order stays random and seeded."""
+    rng = np.random.default_rng([seed, epoch])
+    perm = rng.permutation(len(lengths))
+    if group_by_length:
+        window = batch_size * 50
+        chunks = [perm[i:i + window] for i in range(0, len(perm), window)]
+        perm = np.concatenate([c[np.argsort(-lengths[c], kind="stable")] for c in chunks])
+    batches = [perm[i:i + batch_size] for i in range(0, len(perm), batch_size)]
+    if group_by_length:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
+
+
+def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Inference batches: examples sorted by length (longest first), so padding is minimal."""
+    order = np.argsort(-lengths, kind="stable")
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def forward(model, batch: dict, want_features: bool):
+    out = model(**batch, output_hidden_states=want_features)
+    feats = out.hidden_states[-1][:, 0] if want_features else None
+    return out.logits, feats
+
+
+def train(model, data: Encoded, labels: np.ndarray, spec: TrainSpec, loss_fn: LossFn, work_dir: Path,
+          extra: torch.nn.Module | None = None, want_features: bool = False, desc: str = "train"):
+    """Train `model` (and `extra`, e.g. a gate) in place; checkpoints in `work_dir`, resumes from it."""
+    from accelerate import Accelerator
+    from transformers import get_linear_schedule_with_warmup
+
+    accelerator = Accelerator()
+    torch.manual_seed(spec.seed)
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": spec.weight_decay},
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    if extra is not None:
+        groups.append({"params": list(extra.parameters()), "weight_decay": 0.0, "lr": spec.extra_lr})
+    optimizer = torch.optim.AdamW(groups, lr=spec.lr)
+    lengths = data.lengths
+    per_epoch = math.ceil(len(lengths) / spec.batch_size)
+    total = max(1, round(spec.epochs * per_epoch))
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(spec.warmup_ratio * total), total)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    if extra is not None:
+        extra = accelerator.prepare(extra)
+    labels_t = torch.as_tensor(labels, dtype=torch.long)
+
+    step, start_epoch = 0, 0
+    ckpt = work_dir / "checkpoint"
+    old = ckpt.with_name(ckpt.name + ".old")
+    if not ckpt.exists() and (old / "state.json").is_file():  # killed between the two renames of a save
+        old.rename(ckpt)
+    if (ckpt / "state.json").is_file():
+        start_epoch, step = _load_checkpoint(ckpt, accelerator.unwrap_model(model), extra, optimizer, scheduler)
+
+    world, rank = accelerator.num_processes, accelerator.process_index
+    bar = tqdm(total=total, initial=step, desc=desc, leave=False, disable=None if accelerator.is_main_process else True)
+    model.train()
+    for epoch in range(start_epoch, math.ceil(total / per_epoch)):
+        for batch_idx in epoch_batches(lengths, spec.batch_size, spec.seed, epoch, spec.group_by_length)[rank::world]:
+            if step >= total:
+                break
+            batch = {k: v.to(accelerator.device) for k, v in data.batch(batch_idx).items()}
+            idx = torch.as_tensor(batch_idx, dtype=torch.long)
+            with accelerator.autocast():
+                logits, feats = forward(model, batch, want_features)
+                loss, parts = loss_fn(logits.float(), feats, idx)
+            accelerator.backward(loss)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            bar.update(1)
+            if step % 20 == 0:  # the only host sync in the loop: logging
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+        if accelerator.is_main_process:
+            _save_checkpoint(ckpt, accelerator.unwrap_model(model), extra, optimizer, scheduler, epoch + 1, step)
+        accelerator.wait_for_everyone()
+    bar.close()
+    model.eval()
+    return accelerator.unwrap_model(model)
+
+
+def _save_checkpoint(ckpt: Path, model, extra, optimizer, scheduler, epoch: int, step: int):
+    tmp = ckpt.with_name(ckpt.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_model(model, str(tmp / "model.safetensors"))
+    if extra is not None:
+        save_model(extra, str(tmp / "extra.safetensors"))
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "rng": torch.get_rng_state()}, tmp / "train_state.pt")
+    (tmp / "state.json").write_text(json.dumps({"epoch": epoch, "step": step}))
+    old = ckpt.with_name(ckpt.name + ".old")
+    if ckpt.exists():
+        ckpt.rename(old)
+    tmp.rename(ckpt)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_checkpoint(ckpt: Path, model, extra, optimizer, scheduler) -> tuple[int, int]:
+    state = json.loads((ckpt / "state.json").read_text())
+    load_model(model, str(ckpt / "model.safetensors"))
+    if extra is not None:
+        load_model(extra, str(ckpt / "extra.safetensors"))
+    ts = torch.load(ckpt / "train_state.pt", weights_only=True)
+    optimizer.load_state_dict(ts["optimizer"])
+    scheduler.load_state_dict(ts["scheduler"])
+    torch.set_rng_state(ts["rng"])
+    return state["epoch"], state["step"]
+
+
+@torch.inference_mode()
+def predict(model, data: Encoded, batch_size: int = 128, pad_to: int | None = None, sort: bool = True) -> np.ndarray:
+    """float32 logits [N, C] in the original order. Length-sorted, dynamically padded batches;
+    autocast (bf16/fp16) when on GPU."""
+    model.eval()
+    device = next(model.parameters()).device
+    out = None
+    batches = sorted_batches(data.lengths, batch_size) if sort else \
+        [np.arange(i, min(i + batch_size, len(data))) for i in range(0, len(data), batch_size)]
+    for idx in batches:
+        batch = {k: v.to(device) for k, v in data.batch(idx, pad_to=pad_to).items()}
+        with torch.autocast(device.type, enabled=device.type == "cuda"):
+            logits = model(**batch).logits.float().cpu().numpy()
+        if out is None:
+            out = np.zeros((len(data), logits.shape[1]), dtype=np.float32)
+        out[idx] = logits
+    return out if out is not None else np.zeros((0, model.config.num_labels), dtype=np.float32)
