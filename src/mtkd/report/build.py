@@ -1,0 +1,221 @@
+"""`build_report(RUN)`: RUN/report.md and a self-contained RUN/report.html.
+
+The report is a list of blocks (heading, paragraph, list, code, table, image) rendered
+twice, once as Markdown and once as HTML, so both always say the same thing. Its numbers
+come from RUN/analysis/ (re-run first when missing or older than the eval manifests) and
+its verdict is computed from success_metrics.json, never canned.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+from mtkd.analysis.load import eval_manifests, read_config
+from mtkd.io import atomic_write_text
+from mtkd.report.tables import Table, read_csv
+
+CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+       "table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:13px}"
+       "th,td{border:1px solid #bbb;padding:3px 8px;text-align:left}th{background:#eee}"
+       "pre{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:12px}"
+       "img{max-width:100%;border:1px solid #ddd}.caption{color:#555;font-size:13px}")
+
+
+def build_report(run_dir: Path) -> tuple[Path, Path]:
+    """Write RUN/report.md and RUN/report.html (analysing the run first if needed)."""
+    from mtkd.analysis import analyze   # late import: mtkd.analysis imports mtkd.report
+
+    run_dir = Path(run_dir)
+    manifests = eval_manifests(run_dir)     # raises MtkdError if the run dir is missing
+    analysis = run_dir / "analysis"
+    if _stale(analysis, manifests):
+        analyze(run_dir, _previous_split(analysis))
+    blocks = _blocks(run_dir, analysis, manifests)
+    md_path, html_path = run_dir / "report.md", run_dir / "report.html"
+    atomic_write_text(md_path, to_markdown(blocks))
+    atomic_write_text(html_path, to_html(blocks, run_dir))
+    return md_path, html_path
+
+
+# ---------------------------------------------------------------- freshness
+
+def _stale(analysis: Path, manifests: list[Path]) -> bool:
+    from mtkd.analysis.run import sha256
+
+    man_path = analysis / "manifest.json"
+    try:
+        man = json.loads(man_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True
+    current = {p.parent.parent.name: sha256(p) for p in manifests}
+    if sorted(man.get("inputs", {}).values()) != sorted(current.values()):
+        return True
+    if any(p.stat().st_mtime > man_path.stat().st_mtime for p in manifests):
+        return True
+    return any(not (analysis / f).is_file() for f in man.get("outputs", {}))
+
+
+def _previous_split(analysis: Path) -> str:
+    try:
+        return json.loads((analysis / "manifest.json").read_text(encoding="utf-8"))["split"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "validation"
+
+
+# ---------------------------------------------------------------- content
+
+def _blocks(run_dir: Path, analysis: Path, manifests: list[Path]) -> list[tuple]:
+    man = json.loads((analysis / "manifest.json").read_text(encoding="utf-8"))
+    success = json.loads((analysis / "success_metrics.json").read_text(encoding="utf-8"))
+    config = read_config(run_dir)
+    name = config.get("name") or run_dir.name
+    blocks = [("h1", f"mtkd report: {name}"),
+              ("h2", "Verdict"), ("ul", verdict_lines(success)),
+              ("h2", "What this run contains"), ("ul", coverage_lines(run_dir, manifests, config)),
+              ("h2", "Master results"),
+              ("p", "Official metrics on the eval split, in % (from results/master_results.csv).")]
+    master = run_dir / "results" / "master_results.csv"
+    blocks.append(("table", read_csv(master)) if master.is_file() else ("p", "results/master_results.csv not found."))
+    figures = {f["file"]: f for f in man.get("figures", [])}
+    after = {"gap_closed": ["gap_analysis.png"], "ranking": ["ranking_heatmap.png"],
+             "agreement_accuracy": ["agreement_breakdown.png"], "failure_categories": ["failure_categories.png"],
+             "calibration": sorted(f for f in figures if f.startswith("reliability_"))}
+    for t in man.get("tables", []):
+        blocks += [("h2", t["title"]), ("p", t["description"]),
+                   ("table", read_csv(analysis / f"{t['name']}.csv"))]
+        for f in after.get(t["name"], []):
+            if f in figures:
+                blocks.append(("img", f"analysis/{f}", figures.pop(f)))
+    blocks += [("img", f"analysis/{f}", fig) for f, fig in figures.items()]
+    cfg_path = run_dir / "config.yaml"
+    cfg_text = cfg_path.read_text(encoding="utf-8", errors="replace") if cfg_path.is_file() else None
+    blocks += [("h2", "Configuration (config.yaml)"),
+               ("code", cfg_text) if cfg_text is not None else ("p", "config.yaml not found in the run directory.")]
+    return blocks
+
+
+def verdict_lines(s: dict) -> list[str]:
+    """A few sentences computed from success_metrics.json."""
+    tasks = s["tasks"]
+    compared = {t: v for t, v in tasks.items() if v["advantage_pp"] is not None}
+    lines = []
+    if not compared:
+        lines.append("The multi-teacher advantage cannot be computed: no task has both single- and multi-teacher students.")
+    else:
+        line = (f"Multi-teacher KD beats the best single-teacher student on {s['n_multi_better']} of "
+                f"{len(compared)} task{'s' if len(compared) != 1 else ''}")
+        extras = [f"{s['n_ties']} tie{'s' if s['n_ties'] != 1 else ''}" if s["n_ties"] else "",
+                  f"loses on {s['n_single_better']}" if s["n_single_better"] else ""]
+        line += "".join(f", {e}" for e in extras if e) + "; "
+        top, v = max(compared.items(), key=lambda kv: kv[1]["advantage_pp"])
+        what = "the largest gain" if v["advantage_pp"] > 0 else "the smallest loss"
+        what = what if len(compared) > 1 else ("the gain" if v["advantage_pp"] > 0 else "the difference")
+        line += (f"{what} is on {top} ({v['advantage_pp']:+.2f} pp: {v['best_multi']['method']} "
+                 f"{v['best_multi']['value']:.2f} vs {v['best_single']['method']} {v['best_single']['value']:.2f} "
+                 f"{v['metric']}).")
+        lines.append(line)
+        lines.append(f"Average multi-teacher advantage: {s['average_advantage_pp']:+.2f} pp over "
+                     f"{len(compared)} task{'s' if len(compared) != 1 else ''} (tie threshold ±{s['tie_threshold_pp']} pp).")
+    missing = [t for t in tasks if t not in compared]
+    if missing:
+        lines.append(f"Advantage not computed for {', '.join(missing)} (single- or multi-teacher students missing).")
+    gaps = {t: v["best_student"] for t, v in tasks.items() if v["best_student"]["gap_closed_pct"] is not None}
+    if gaps:
+        per = ", ".join(f"{t} {g['gap_closed_pct']:.0f}% ({g['method']})" for t, g in gaps.items())
+        lines.append(f"The best student closes on average {s['average_gap_closed_by_best_student_pct']:.0f}% of the "
+                     f"gap between the no-KD baseline and the best teacher ({per}).")
+    else:
+        lines.append("Gap closed cannot be computed: a baseline, a teacher or a KD student is missing on every task.")
+    return lines
+
+
+def coverage_lines(run_dir: Path, manifests: list[Path], config: dict) -> list[str]:
+    """One line per task: which models it has and which expected ones are missing.
+
+    Expected (from config.yaml; defaults when absent): every configured teacher; the no-KD
+    baseline unless distill.baseline is false; one single-teacher student per teacher unless
+    distill.single_teacher is false; one multi-teacher student per distill.strategies entry
+    when there are at least 2 teachers (any one when the config does not list strategies)."""
+    distill = config.get("distill") or {}
+    cfg_teachers = [t.get("name") for t in config.get("teachers") or [] if isinstance(t, dict) and t.get("name")]
+    strategies = distill.get("strategies")
+    lines = []
+    for p in manifests:
+        man = json.loads(p.read_text(encoding="utf-8"))
+        models = man.get("models", [])
+        by_type = {k: [m for m in models if m.get("type") == k] for k in ("teacher", "baseline", "single", "multi")}
+        teachers = [m["method"] for m in by_type["teacher"]]
+        expected_teachers = cfg_teachers or man.get("teachers") or teachers
+        missing = [f"teacher {t}" for t in expected_teachers if t not in teachers]
+        if distill.get("baseline", True) and not by_type["baseline"]:
+            missing.append("no-KD baseline")
+        if distill.get("single_teacher", True):
+            covered = {tuple(m.get("teachers") or []) for m in by_type["single"]}
+            missing += [f"single-teacher student for {t}" for t in expected_teachers if (t,) not in covered]
+        if len(expected_teachers) >= 2:
+            have = {m.get("strategy") or m["method"] for m in by_type["multi"]}
+            if strategies:
+                missing += [f"multi-teacher student '{s}'" for s in strategies
+                            if s not in have and not any(s in m["method"] for m in by_type["multi"])]
+            elif not by_type["multi"]:
+                missing.append("any multi-teacher student")
+        n_base = len(by_type["baseline"])
+        has = (f"{len(teachers)} teacher{'s' if len(teachers) != 1 else ''}, {n_base} baseline{'s' if n_base != 1 else ''}, "
+               f"{len(by_type['single'])} single-teacher and {len(by_type['multi'])} multi-teacher students")
+        task = man.get("task", p.parent.parent.name)
+        lines.append(f"{task}: {has}; " + (f"missing: {', '.join(missing)}." if missing else "nothing missing."))
+    evaluated = {p.parent.parent.name for p in manifests}
+    for t in config.get("tasks") or []:
+        name = t if isinstance(t, str) else (t or {}).get("name") if isinstance(t, dict) else None
+        if name and name not in evaluated:
+            lines.append(f"{name}: not evaluated (no {name}/eval/manifest.json); it is absent from every table.")
+    return lines
+
+
+# ---------------------------------------------------------------- rendering
+
+def to_markdown(blocks: list[tuple]) -> str:
+    out = []
+    for kind, *rest in blocks:
+        if kind in ("h1", "h2"):
+            out.append(("# " if kind == "h1" else "## ") + rest[0])
+        elif kind == "p":
+            out.append(rest[0])
+        elif kind == "ul":
+            out.append("\n".join(f"- {line}" for line in rest[0]))
+        elif kind == "code":
+            fence = "````" if "```" in rest[0] else "```"
+            out.append(f"{fence}yaml\n{rest[0].rstrip()}\n{fence}")
+        elif kind == "table":
+            out.append(rest[0].to_markdown().rstrip() if rest[0].columns else "(empty table)")
+        elif kind == "img":
+            path, fig = rest
+            out.append(f"![{fig['title']}]({path})\n\n*{fig['title']}.* {fig['caption']}")
+    return "\n\n".join(out) + "\n"
+
+
+def to_html(blocks: list[tuple], run_dir: Path) -> str:
+    e = html.escape
+    body = []
+    for kind, *rest in blocks:
+        if kind in ("h1", "h2"):
+            body.append(f"<{kind}>{e(rest[0])}</{kind}>")
+        elif kind == "p":
+            body.append(f"<p>{e(rest[0])}</p>")
+        elif kind == "ul":
+            body.append("<ul>" + "".join(f"<li>{e(line)}</li>" for line in rest[0]) + "</ul>")
+        elif kind == "code":
+            body.append(f"<pre><code>{e(rest[0])}</code></pre>")
+        elif kind == "table":
+            table: Table = rest[0]
+            body.append(table.to_html() if table.columns else "<p>(empty table)</p>")
+        elif kind == "img":
+            path, fig = rest
+            data = base64.b64encode((run_dir / path).read_bytes()).decode("ascii")
+            body.append(f'<figure><img src="data:image/png;base64,{data}" alt="{e(fig["title"])}">'
+                        f'<figcaption class="caption"><b>{e(fig["title"])}.</b> {e(fig["caption"])}</figcaption></figure>')
+    title = e(blocks[0][1]) if blocks and blocks[0][0] == "h1" else "mtkd report"
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+            f"<style>{CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")

@@ -1,0 +1,150 @@
+"""Config parsing and validation, task loaders (GLUE TSV layouts, user files), metrics."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mtkd.config import TaskConfig, dump_yaml, load_config
+from mtkd.errors import MtkdError
+from mtkd.tasks import REGISTRY, compute_metrics, load_task
+
+ROOT = Path(__file__).resolve().parents[1]
+GLUE = ROOT.parent / "shared" / "data" / "glue"
+
+
+def write(p: Path, text: str) -> Path:
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_paper_config_parses_and_resolves():
+    cfg = load_config(ROOT / "configs" / "paper.yaml")
+    assert [t.name for t in cfg.tasks] == ["sst2", "mnli", "qqp", "mrpc"]
+    assert [t.model for t in cfg.teachers] == ["bert-large-uncased", "roberta-large", "microsoft/deberta-base"]
+    assert cfg.student.model == "distilbert-base-uncased" and cfg.student.layers is None
+    assert (cfg.distill.temperature, cfg.distill.alpha) == (6.0, 0.7)
+    assert cfg.distill.strategies == ["average", "weighted", "best_per_sample", "learned_gating"]
+    assert all(t.trust_remote_code is False for t in cfg.teachers)
+
+
+def test_resolved_config_round_trips(tmp_path):
+    cfg = load_config(ROOT / "configs" / "sst2_cpu.yaml", ["distill.alpha=0.5", "tasks.0.max_train_examples=100"])
+    assert cfg.distill.alpha == 0.5 and cfg.tasks[0].max_train_examples == 100
+    again = load_config(write(tmp_path / "config.yaml", dump_yaml(cfg)))
+    assert again == cfg
+
+
+@pytest.mark.parametrize("text,overrides,message", [
+    ("distill: {temperature: 0}", [], "temperature must be > 0"),
+    ("distill: {alpha: 1.5}", [], "alpha must be in [0, 1]"),
+    ("distill: {strategies: [averge]}", [], "did you mean 'average'"),
+    ("studnet: {epochs: 1}", [], "unknown key 'studnet' (did you mean 'student'?)"),
+    ("student: {epocs: 1}", [], "unknown key 'student.epocs' (did you mean 'epochs'?)"),
+    ("teachers: []", [], "'teachers' is empty"),
+    ("teachers: [{name: a}, {name: a}]", [], "teacher names must be unique"),
+    ("teachers: [{name: a, kind: svm}]", [], "unknown kind 'svm'"),
+    ("student: {epochs: two}", [], "must be a number"),
+    ("tasks: [{name: demo, source: web}]", [], "unknown source 'web'"),
+    ("seed: 1\n  bad: [", [], "invalid YAML"),
+    ("- 1\n- 2", [], "top level must be a mapping"),
+    ("", ["distill.alpha"], "must look like key=value"),
+    ("teachers: [{name: '../x'}]", [], "may only use letters"),
+])
+def test_bad_configs_are_one_line_errors(tmp_path, text, overrides, message):
+    with pytest.raises(MtkdError) as e:
+        load_config(write(tmp_path / "c.yaml", text), overrides)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_missing_config_file():
+    with pytest.raises(MtkdError, match="config file not found"):
+        load_config("/nonexistent/c.yaml")
+
+
+def test_demo_task_is_deterministic_and_has_three_splits():
+    a, b = load_task(TaskConfig(demo_size=400)), load_task(TaskConfig(demo_size=400))
+    assert {k: len(v) for k, v in a.splits.items()} == {"train": 360, "validation": 40, "eval": 200}
+    assert a.fingerprints() == b.fingerprints()
+    assert set(a.splits["eval"].labels.tolist()) == {0, 1}
+
+
+def test_validation_is_carved_from_train_without_overlap():
+    d = load_task(TaskConfig(demo_size=500, max_train_examples=300, validation_fraction=0.2))
+    assert len(d.splits["train"]) == 240 and len(d.splits["validation"]) == 60
+
+
+def test_glue_tsv_layouts(tmp_path):
+    g = tmp_path / "glue"
+    write(g / "MRPC" / "train.tsv", "\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
+          + "".join(f"{i % 2}\t{i}\t{i + 1}\tA \" quoted {i}\tB {i}\n" for i in range(20)))
+    write(g / "MRPC" / "dev.tsv", "\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n1\t1\t2\tx\ty\n0\t3\t4\tz\tw\n")
+    d = load_task(TaskConfig(name="mrpc", glue_dir=str(g)))
+    assert d.splits["eval"].texts == [("x", "y"), ("z", "w")] and d.metric == "f1"
+    assert d.metric_columns == ["mrpc_f1", "mrpc_acc"]
+    assert any(t[0].startswith('A " quoted') for t in d.splits["train"].texts)
+    write(g / "MNLI" / "train.tsv", "index\tsentence1\tsentence2\tgold_label\n"
+          + "".join(f"{i}\tp{i}\th{i}\t{['entailment', 'neutral', 'contradiction'][i % 3]}\n" for i in range(30)))
+    write(g / "MNLI" / "dev_matched.tsv", "index\tsentence1\tsentence2\tgold_label\n0\tp\th\tcontradiction\n")
+    m = load_task(TaskConfig(name="mnli", glue_dir=str(g)))
+    assert m.label_names == ("entailment", "neutral", "contradiction") and m.splits["eval"].labels.tolist() == [2]
+    write(g / "CoLA" / "train.tsv", "".join(f"src\t{i % 2}\t*\tsentence {i}\n" for i in range(20)))
+    write(g / "CoLA" / "dev.tsv", "src\t1\t\tgood one\n")
+    c = load_task(TaskConfig(name="cola", glue_dir=str(g)))
+    assert c.metric == "matthews" and c.splits["eval"].texts == [("good one",)]
+
+
+def test_glue_tsv_errors(tmp_path):
+    g = tmp_path / "glue"
+    with pytest.raises(MtkdError, match="GLUE file not found"):
+        load_task(TaskConfig(name="sst2", glue_dir=str(g)))
+    write(g / "SST-2" / "train.tsv", "sentence\tlabel\n" + "ok\t1\n" * 20)
+    write(g / "SST-2" / "dev.tsv", "sentence\tlabel\nfine\tmaybe\n")
+    with pytest.raises(MtkdError, match="unknown label 'maybe'"):
+        load_task(TaskConfig(name="sst2", glue_dir=str(g)))
+    write(g / "SST-2" / "dev.tsv", "index\tsentence\n0\tno label here\n")
+    with pytest.raises(MtkdError, match="missing column"):
+        load_task(TaskConfig(name="sst2", glue_dir=str(g)))
+
+
+def test_unknown_task_suggests():
+    with pytest.raises(MtkdError, match="did you mean 'sst2'"):
+        load_task(TaskConfig(name="sst3"))
+
+
+def test_user_csv_and_jsonl(tmp_path):
+    write(tmp_path / "train.csv", "review,stars\n" + "".join(f"text {i},{['bad', 'good', 'meh'][i % 3]}\n" for i in range(30)))
+    write(tmp_path / "eval.jsonl", '{"review": "x", "stars": "good"}\n{"review": "y", "stars": "meh"}\n')
+    d = load_task(TaskConfig(name="reviews", source="file", train_file=str(tmp_path / "train.csv"),
+                             eval_file=str(tmp_path / "eval.jsonl"), text_columns=["review"], label_column="stars"))
+    assert d.label_names == ("bad", "good", "meh") and d.splits["eval"].labels.tolist() == [1, 2]
+    with pytest.raises(MtkdError, match="missing column 'body'"):
+        load_task(TaskConfig(name="reviews", source="file", train_file=str(tmp_path / "train.csv"),
+                             eval_file=str(tmp_path / "eval.jsonl"), text_columns=["body"], label_column="stars"))
+    write(tmp_path / "empty.csv", "")
+    with pytest.raises(MtkdError, match="empty"):
+        load_task(TaskConfig(name="r", source="file", train_file=str(tmp_path / "empty.csv"),
+                             eval_file=str(tmp_path / "eval.jsonl"), text_columns=["review"]))
+
+
+def test_metrics_against_hand_values():
+    y = [1, 1, 0, 0, 1]
+    p = [1, 0, 0, 1, 1]
+    m = compute_metrics(y, p, 2)
+    # acc 3/5; precision 2/3, recall 2/3 -> F1 2/3; MCC = (2*1 - 1*1)/sqrt(3*3*2*2) = 1/6
+    assert m["accuracy"] == pytest.approx(60.0)
+    assert m["f1"] == pytest.approx(200 / 3)
+    assert m["matthews"] == pytest.approx(100 / 6)
+
+
+def test_registry_has_the_glue_tasks():
+    assert {"sst2", "mnli", "qqp", "mrpc", "qnli", "rte", "cola"} <= set(REGISTRY)
+    assert REGISTRY["qqp"].metric == "f1" and REGISTRY["cola"].metric == "matthews"
+
+
+@pytest.mark.skipif(not GLUE.is_dir(), reason="real GLUE data not found at ../shared/data/glue")
+def test_real_glue_files_load():
+    for name, n_eval in [("sst2", 872), ("mrpc", 408), ("mnli", 9815), ("qqp", 5000)]:
+        d = load_task(TaskConfig(name=name, glue_dir=str(GLUE), max_train_examples=500))
+        assert len(d.splits["eval"]) == n_eval
+        assert len(set(d.splits["eval"].labels.tolist())) == d.num_labels

@@ -1,0 +1,117 @@
+"""Fusion strategies and the KD loss against hand computations."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mtkd.fusion import STRATEGIES, FusionContext, LearnedGating, average, best_per_sample, entropy, make_strategy, \
+    prob_average, weighted
+from mtkd.losses import kd_loss
+
+# two teachers, one example, two classes
+Z = torch.tensor([[[2.0, 0.0]], [[0.0, 1.0]]])   # [K=2, B=1, C=2]
+
+
+def sm(v):
+    e = np.exp(np.asarray(v) - np.max(v))
+    return e / e.sum()
+
+
+def test_average_is_softmax_of_mean_logits():
+    # mean logits = [1.0, 0.5]; T = 2 -> softmax([0.5, 0.25])
+    p = average(Z, FusionContext(2.0))
+    np.testing.assert_allclose(p[0].numpy(), sm([0.5, 0.25]), rtol=1e-6)
+    assert p[0, 0] == pytest.approx(1 / (1 + math.exp(-0.25)), rel=1e-6)
+
+
+def test_prob_average_is_mean_of_probabilities():
+    p = prob_average(Z, FusionContext(1.0))
+    expected = (sm([2.0, 0.0]) + sm([0.0, 1.0])) / 2          # [0.5742, 0.4258]
+    np.testing.assert_allclose(p[0].numpy(), expected, rtol=1e-6)
+    assert p[0, 0] == pytest.approx((0.880797 + 0.268941) / 2, abs=1e-5)
+
+
+def test_weighted_uses_normalised_validation_scores():
+    # scores 90, 30 -> w = [0.75, 0.25]; fused logits = [1.5, 0.25]; T = 1
+    p = weighted(Z, FusionContext(1.0, teacher_scores=torch.tensor([90.0, 30.0])))
+    np.testing.assert_allclose(p[0].numpy(), sm([1.5, 0.25]), rtol=1e-6)
+
+
+def test_weighted_equal_scores_equals_average():
+    z = torch.randn(3, 5, 4)
+    ctx = FusionContext(3.0, teacher_scores=torch.tensor([70.0, 70.0, 70.0]))
+    torch.testing.assert_close(weighted(z, ctx), average(z, ctx))
+
+
+def test_best_per_sample_picks_lowest_entropy_teacher_per_example():
+    z = torch.tensor([[[3.0, 0.0], [0.1, 0.0]],      # teacher 0: confident on ex 0, unsure on ex 1
+                      [[0.2, 0.0], [0.0, -4.0]]])    # teacher 1: unsure on ex 0, confident on ex 1
+    p = best_per_sample(z, FusionContext(2.0))
+    np.testing.assert_allclose(p[0].numpy(), sm([1.5, 0.0]), rtol=1e-6)
+    np.testing.assert_allclose(p[1].numpy(), sm([0.0, -2.0]), rtol=1e-6)
+
+
+def test_entropy_hand_value():
+    assert entropy(torch.tensor([0.0, 0.0])).item() == pytest.approx(math.log(2))
+
+
+def test_learned_gating_starts_uniform_and_learns():
+    torch.manual_seed(0)
+    gate = LearnedGating(num_teachers=2, feature_dim=4, hidden=8)
+    feats = torch.randn(1, 4)
+    ctx = FusionContext(1.0, features=feats)
+    torch.testing.assert_close(gate(Z, ctx), average(Z, ctx))     # zero-initialised last layer = uniform weights
+    # train the gate to follow teacher 1 (class 1): the weight of teacher 1 must grow
+    opt = torch.optim.SGD(gate.parameters(), lr=1.0)
+    for _ in range(50):
+        loss = -torch.log(gate(Z, ctx)[0, 1])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    w = gate.weights(feats)[0]
+    assert w[1] > 0.9 and torch.isclose(w.sum(), torch.tensor(1.0))
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_every_strategy_gives_distributions_and_reduces_to_single_teacher(name):
+    torch.manual_seed(1)
+    z = torch.randn(3, 6, 4) * 3
+    ctx = FusionContext(2.0, teacher_scores=torch.tensor([80.0, 60.0, 70.0]), features=torch.randn(6, 5))
+    fuse = make_strategy(name, 3, 5)
+    p = fuse(z, ctx)
+    assert p.shape == (6, 4) and torch.all(p >= 0)
+    torch.testing.assert_close(p.sum(-1), torch.ones(6))
+    one = make_strategy(name, 1, 5)(z[:1], FusionContext(2.0, torch.tensor([80.0]), ctx.features))
+    torch.testing.assert_close(one, torch.softmax(z[0] / 2.0, -1))   # single-teacher KD: softmax(z / T)
+
+
+@pytest.mark.parametrize("name", ["average", "prob_average", "best_per_sample"])
+def test_teacher_order_does_not_matter(name):
+    torch.manual_seed(2)
+    z = torch.randn(3, 4, 3)
+    ctx = FusionContext(4.0)
+    torch.testing.assert_close(STRATEGIES[name](z, ctx), STRATEGIES[name](z[[2, 0, 1]], ctx))
+
+
+def test_kd_loss_hand_computed():
+    s = torch.tensor([[1.0, 0.0]])
+    t = torch.tensor([[0.25, 0.75]])
+    y = torch.tensor([0])
+    T, a = 2.0, 0.7
+    ps = sm([0.5, 0.0])
+    kl = 0.25 * math.log(0.25 / ps[0]) + 0.75 * math.log(0.75 / ps[1])
+    ce = -math.log(sm([1.0, 0.0])[0])
+    loss, parts = kd_loss(s, t, y, T, a)
+    assert loss.item() == pytest.approx(a * T * T * kl + (1 - a) * ce, rel=1e-5)
+    assert parts["kd"].item() == pytest.approx(T * T * kl, rel=1e-5)
+    assert parts["ce"].item() == pytest.approx(ce, rel=1e-5)
+
+
+def test_kd_loss_alpha_zero_is_cross_entropy_and_zero_when_matching():
+    s = torch.tensor([[0.3, -1.0, 2.0]])
+    y = torch.tensor([2])
+    ce = torch.nn.functional.cross_entropy(s, y)
+    assert kd_loss(s, torch.full((1, 3), 1 / 3), y, 6.0, 0.0)[0].item() == pytest.approx(ce.item())
+    match = torch.softmax(s / 6.0, -1)
+    assert kd_loss(s, match, y, 6.0, 1.0)[0].item() == pytest.approx(0.0, abs=1e-5)
