@@ -23,22 +23,42 @@ def demo_config_path() -> Path:
     return Path(str(resources.files("mtkd") / "configs" / "demo.yaml"))
 
 
+class UsageError(Exception):
+    """A command line argparse refuses (unknown command, missing argument)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one line on stderr (see main), not usage + error."""
+
+    def error(self, message):
+        if "invalid choice:" in message:   # argparse lists every choice; name the closest one instead
+            import difflib
+            import re
+            m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+            if m:
+                choices = re.findall(r"'([^']*)'", m.group(2))
+                close = difflib.get_close_matches(m.group(1), choices, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                message = f"unknown command '{m.group(1)}'{hint}; commands: {', '.join(choices)}"
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mtkd", description="Multi-teacher knowledge distillation of text classifiers.")
+    p = _Parser(prog="mtkd", description="Multi-teacher knowledge distillation of text classifiers.")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo", help="the built-in demo, end to end, offline")
     d.add_argument("--out", default="runs/demo")
     d.add_argument("--recompute", action="store_true", help="rebuild stale cached stages instead of refusing them")
-    d.add_argument("overrides", nargs="*", help="key=value config overrides")
+    d.add_argument("overrides", nargs="*", default=[], help="key=value config overrides")
 
     def run_like(name, help_):
         r = sub.add_parser(name, help=help_)
         r.add_argument("config", help="config YAML (or a run directory holding config.yaml)")
         r.add_argument("--out", help="run directory (default: the config's run directory or runs/<name>)")
         r.add_argument("--recompute", action="store_true", help="rebuild stale cached stages instead of refusing them")
-        r.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. distill.alpha=0.5")
+        r.add_argument("overrides", nargs="*", default=[], help="key=value config overrides, e.g. distill.alpha=0.5")
     run_like("run", "run the whole pipeline: teachers, logits, students, evaluation, report")
     for name, stage in STAGE_COMMANDS.items():
         run_like(name, f"run the pipeline up to the '{stage}' stage")
@@ -60,24 +80,50 @@ def _run_dir(path: str) -> Path:
     return p
 
 
+def _parse(argv):
+    """parse_args, but overrides may also follow the options (`mtkd run cfg.yaml --out X k=v`),
+    which plain argparse refuses once the positionals before `--out` were consumed."""
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not hasattr(args, "overrides") or any(x.startswith("-") for x in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
+    return args
+
+
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parse(argv)
+    except UsageError as e:
+        print(f"mtkd: error: {e}", file=sys.stderr)
+        return 2
     try:
         return _dispatch(args)
     except MtkdError as e:
         if args.debug:
             raise
-        print(f"mtkd: error: {e}", file=sys.stderr)
+        print(f"mtkd: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mtkd: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except OSError as e:  # the environment: disk full, permission denied, a path that is a file
+        if args.debug:
+            raise
+        where = f": {e.filename}" if e.filename else ""
+        print(f"mtkd: error: {_one_line(e.strerror or str(e))}{where}", file=sys.stderr)
+        return 2
     except Exception as e:  # a bug or an unforeseen environment problem: still one line
         if args.debug:
             raise
         msg = str(e).splitlines()[0] if str(e) else ""
         print(f"mtkd: error: {type(e).__name__}: {msg} (rerun with --debug for the traceback)", file=sys.stderr)
         return 1
+
+
+def _one_line(msg: str) -> str:
+    return " ".join(msg.split("\n")).strip()
 
 
 def _dispatch(args) -> int:
@@ -98,11 +144,9 @@ def _dispatch(args) -> int:
     if args.command == "verify-logits":
         from .logits import verify_run
         lines, problems = verify_run(_run_dir(args.run_dir))
-        print("\n".join(lines))
-        for p in problems:
-            print(f"FAIL {p}", file=sys.stderr)
-        if problems:
-            raise MtkdError(f"{len(problems)} problem(s) in the cached logits of {args.run_dir}")
+        print("\n".join(lines + [f"FAIL {p}" for p in problems]))
+        if problems:   # the full list is on stdout; stderr gets one line
+            raise MtkdError(f"{len(problems)} problem(s) in the cached logits of {args.run_dir}; first: {problems[0]}")
         if not lines:
             raise MtkdError(f"no cached logits in {args.run_dir}")
         print(f"all {len(lines)} logit files verified")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ class TeacherConfig:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     trust_remote_code: bool = False
+    pooling: str = "auto"              # auto | cls | mean (auto: mean for the packaged MiniLM, the model's own head otherwise)
     C: float = 10.0                    # tfidf: inverse regularisation strength
     ngram_max: int = 2                 # tfidf: word n-grams 1..ngram_max
 
@@ -60,6 +62,7 @@ class StudentConfig:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     trust_remote_code: bool = False
+    pooling: str = "auto"
     save_model: bool = False           # keep each student's weights (safetensors) in its folder
     gate_hidden: int = 64              # learned_gating: hidden units of the gate MLP
     gate_lr: float = 1e-3
@@ -92,10 +95,34 @@ SOURCES = ("auto", "builtin", "hf", "glue_dir", "file")
 TEACHER_KINDS = ("hf", "tfidf")
 METRICS = ("accuracy", "f1", "matthews")
 MODES = ("cached", "online")
+POOLINGS = ("auto", "cls", "mean")
+RESERVED_TASK_NAMES = ("results", "analysis")
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """yaml.safe_load, but a key given twice in one mapping is an error, not a silent override."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"duplicate key '{key}'", key_node.start_mark)
+                seen.add(key)
+            except TypeError:   # an unhashable key: SafeLoader refuses it itself
+                pass
+        return super().construct_mapping(node, deep)
+
+
+def _safe_name(name: str) -> bool:
+    """Names become folder names: letters, digits, '-' and '_' only, so no write can leave the run dir."""
+    return name.replace("_", "").replace("-", "").isalnum()
 
 
 def _did_you_mean(word: str, options) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1)
+    close = difflib.get_close_matches(word, list(options), n=1) or \
+        [o for o in options if word and str(o).lower().startswith(word.lower())][:1]   # acc -> accuracy
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
@@ -139,6 +166,8 @@ def _coerce(hint, value, where):
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise MtkdError(f"config: '{where}' must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise MtkdError(f"config: '{where}' must be a finite number, got {value!r}")
         return float(value)
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -164,6 +193,14 @@ def validate(cfg: RunConfig) -> RunConfig:
             raise MtkdError(f"config: unknown fusion strategy '{s}'{_did_you_mean(s, STRATEGIES)}; known: {', '.join(STRATEGIES)}")
     if d.mode not in MODES:
         raise MtkdError(f"config: distill.mode must be one of {', '.join(MODES)}, got '{d.mode}'")
+    if not _safe_name(cfg.name):   # the default run directory is runs/<name>
+        raise MtkdError(f"config: run name '{cfg.name}' may only use letters, digits, '-' and '_'")
+    if cfg.seed < 0:
+        raise MtkdError(f"config: seed must be >= 0, got {cfg.seed}")
+    if cfg.eval_batch_size < 1:
+        raise MtkdError(f"config: eval_batch_size must be >= 1, got {cfg.eval_batch_size}")
+    if cfg.threads is not None and cfg.threads < 1:
+        raise MtkdError(f"config: threads must be >= 1, got {cfg.threads}")
     if not cfg.tasks:
         raise MtkdError("config: 'tasks' is empty; name at least one task")
     if not cfg.teachers:
@@ -177,10 +214,24 @@ def validate(cfg: RunConfig) -> RunConfig:
     for t in cfg.teachers:
         if t.kind not in TEACHER_KINDS:
             raise MtkdError(f"config: teacher '{t.name}': unknown kind '{t.kind}'{_did_you_mean(t.kind, TEACHER_KINDS)}")
-        if not t.name.replace("_", "").replace("-", "").isalnum():
+        if not _safe_name(t.name):
             raise MtkdError(f"config: teacher name '{t.name}' may only use letters, digits, '-' and '_'")
         _check_training(f"teachers.{t.name}", t)
+        if t.seed is not None and t.seed < 0:
+            raise MtkdError(f"config: teachers.{t.name}.seed must be >= 0, got {t.seed}")
+        if not t.C > 0:
+            raise MtkdError(f"config: teachers.{t.name}.C must be > 0, got {t.C}")
+        if t.ngram_max < 1:
+            raise MtkdError(f"config: teachers.{t.name}.ngram_max must be >= 1, got {t.ngram_max}")
     _check_training("student", cfg.student)
+    if cfg.student.gate_hidden < 1:
+        raise MtkdError(f"config: student.gate_hidden must be >= 1, got {cfg.student.gate_hidden}")
+    if not cfg.student.gate_lr > 0:
+        raise MtkdError(f"config: student.gate_lr must be > 0, got {cfg.student.gate_lr}")
+    for where, c in [("student", cfg.student), *((f"teachers.{t.name}", t) for t in cfg.teachers)]:
+        if c.pooling not in POOLINGS:
+            raise MtkdError(f"config: {where}.pooling must be one of {', '.join(POOLINGS)}, got '{c.pooling}'")
+    from .tasks import REGISTRY, resolve_source  # late import: tasks imports this module
     for t in cfg.tasks:
         if t.source not in SOURCES:
             raise MtkdError(f"config: task '{t.name}': unknown source '{t.source}'{_did_you_mean(t.source, SOURCES)}")
@@ -192,8 +243,17 @@ def validate(cfg: RunConfig) -> RunConfig:
             v = getattr(t, key)
             if v is not None and v < 1:
                 raise MtkdError(f"config: task '{t.name}': {key} must be >= 1, got {v}")
-        if not t.name.replace("_", "").replace("-", "").isalnum():
+        if not _safe_name(t.name):
             raise MtkdError(f"config: task name '{t.name}' may only use letters, digits, '-' and '_'")
+        if t.name in RESERVED_TASK_NAMES:   # RUN/<task>/ would share a folder with the run's own outputs
+            raise MtkdError(f"config: task name '{t.name}' is reserved (RUN/{t.name}/ holds the run's own outputs); rename the task")
+        if resolve_source(t) != "file" and t.name not in REGISTRY:
+            raise MtkdError(f"config: unknown task '{t.name}'{_did_you_mean(t.name, REGISTRY)}; "
+                            f"known: {', '.join(REGISTRY)}, or set source: file with train_file and eval_file")
+        if t.demo_size < 1:
+            raise MtkdError(f"config: task '{t.name}': demo_size must be >= 1, got {t.demo_size}")
+        if t.label_names is not None and len(set(t.label_names)) != len(t.label_names):
+            raise MtkdError(f"config: task '{t.name}': label_names must be unique, got {t.label_names}")
     return cfg
 
 
@@ -207,6 +267,10 @@ def _check_training(where, c):
             raise MtkdError(f"config: {where}.{key} must be >= 1, got {getattr(c, key)}")
     if getattr(c, "layers", None) is not None and c.layers < 1:
         raise MtkdError(f"config: {where}.layers must be >= 1, got {c.layers}")
+    if not 0.0 <= c.warmup_ratio <= 1.0:
+        raise MtkdError(f"config: {where}.warmup_ratio must be in [0, 1], got {c.warmup_ratio}")
+    if not c.weight_decay >= 0:
+        raise MtkdError(f"config: {where}.weight_decay must be >= 0, got {c.weight_decay}")
 
 
 def parse_overrides(overrides) -> list[tuple[list[str], object]]:
@@ -234,17 +298,21 @@ def apply_overrides(data: dict, overrides) -> dict:
                 node = node[int(key)]
                 if isinstance(node, str):  # tasks given as plain names
                     raise MtkdError(f"override '{'.'.join(path)}': write that list item as a mapping in the config")
-            else:
+            elif isinstance(node, dict):
                 if key not in node or node[key] is None:
                     node[key] = [] if nxt.isdigit() else {}
                 node = node[key]
+            else:
+                raise MtkdError(f"override '{'.'.join(path)}': '{'.'.join(path[:i])}' holds {node!r}, not a mapping")
         last = path[-1]
         if isinstance(node, list):
             if not last.isdigit() or int(last) >= len(node):
                 raise MtkdError(f"override '{'.'.join(path)}': no list item {last}")
             node[int(last)] = value
-        else:
+        elif isinstance(node, dict):
             node[last] = value
+        else:
+            raise MtkdError(f"override '{'.'.join(path)}': '{'.'.join(path[:-1])}' holds {node!r}, not a mapping")
     return data
 
 
@@ -257,7 +325,7 @@ def load_config(path=None, overrides=()) -> RunConfig:
         if not path.is_file():
             raise MtkdError(f"config file not found: {path}")
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader) or {}
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark else ""

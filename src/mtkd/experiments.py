@@ -15,6 +15,7 @@ import torch
 from . import stages
 from .config import RunConfig, TaskConfig, dump_yaml, load_config, to_dict
 from .errors import MtkdError
+from .faults import failpoint
 from .fusion import LEARNABLE, FusionContext, make_strategy
 from .io import atomic_write_json, atomic_write_text, load_npy, read_json, save_npy
 from .logits import SPLITS, check_array, read_logits, store_fields
@@ -141,6 +142,7 @@ class Run:
                 s = task.splits[split]
                 arrays[split] = check_array(teacher.logits(s.texts), f"teacher {t.name} on {split}", len(s), task.num_labels)
                 save_npy(tmp / f"{split}.npy", arrays[split])
+                failpoint("logits:split_written")
             return store_fields(t.name, task.label_names, arrays, task.fingerprints())
         return self.stage(self.out / task.name / "logits" / t.name, self._logits_key(task, t), build)
 
@@ -166,7 +168,7 @@ class Run:
     def _train_student(self, task: TaskData, s: Student, tmp: Path, work: Path) -> dict:
         cfg, st, d = self.cfg, self.cfg.student, self.cfg.distill
         tok = load_tokenizer(st.model, st.trust_remote_code)
-        model = load_classifier(st.model, task.num_labels, st.layers, cfg.seed, st.trust_remote_code)
+        model = load_classifier(st.model, task.num_labels, st.layers, cfg.seed, st.trust_remote_code, st.pooling)
         train_split = task.splits["train"]
         data = encode(tok, train_split.texts, st.max_length)
         labels = torch.as_tensor(train_split.labels)

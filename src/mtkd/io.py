@@ -11,19 +11,28 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import MtkdError
+
 
 def atomic_write_bytes(path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file in the same folder and a rename. A write
+    that fails (disk full, read-only folder) removes the temporary file and raises a one-line MtkdError."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise MtkdError(f"cannot write {path}: {e.strerror or e}") from e
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise MtkdError(f"cannot write {path}: {e.strerror or e}") from e
         raise
 
 

@@ -40,11 +40,21 @@ def read_logits(folder: Path, split: str, label_names, fingerprint: str, n: int)
         raise MtkdError(f"{folder}: no finished logit store (manifest.json missing); run extraction first")
     try:
         m = read_json(mpath)
+    except (ValueError, OSError):
+        raise MtkdError(f"{mpath}: unreadable manifest (not valid JSON)") from None
+    try:
         entry = m["splits"][split]
-    except (ValueError, KeyError, TypeError):
-        raise MtkdError(f"{mpath}: manifest has no entry for split '{split}'") from None
-    if list(m.get("label_names", [])) != list(label_names):
-        raise MtkdError(f"{folder}: label order {m.get('label_names')} differs from the task's {list(label_names)}")
+        entry["fingerprint"], entry["file"], entry["shape"], m["outputs"]
+    except (KeyError, TypeError):
+        raise MtkdError(f"{mpath}: manifest has no complete entry for split '{split}'") from None
+    if entry["file"] != f"{split}.npy":   # never follow a manifest to a file outside its folder
+        raise MtkdError(f"{mpath}: split '{split}' names file {entry['file']!r}, expected '{split}.npy'")
+    recorded = list(m.get("label_names", []))
+    if len(recorded) != len(label_names):
+        raise MtkdError(f"{folder}: logits have {len(recorded)} classes {recorded}, the task has {len(label_names)} "
+                        f"{list(label_names)}")
+    if recorded != list(label_names):
+        raise MtkdError(f"{folder}: label order {recorded} differs from the task's {list(label_names)}")
     if entry["fingerprint"] != fingerprint:
         raise MtkdError(f"{folder}: split '{split}' was extracted from a different dataset "
                         f"(fingerprint {entry['fingerprint'][:12]}, now {fingerprint[:12]})")
@@ -55,7 +65,7 @@ def read_logits(folder: Path, split: str, label_names, fingerprint: str, n: int)
         raise MtkdError(f"{path}: file does not match the sha256 in its manifest (tampered or corrupt)")
     try:
         arr = load_npy(path)
-    except ValueError as e:
+    except (ValueError, EOFError, OSError) as e:
         raise MtkdError(f"{path}: not a valid .npy array ({e})") from None
     if list(arr.shape) != list(entry["shape"]):
         raise MtkdError(f"{path}: shape {list(arr.shape)} differs from the manifest's {entry['shape']}")

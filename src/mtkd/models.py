@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -45,7 +46,12 @@ def load_tokenizer(model: str, trust_remote_code: bool = False):
 
 
 def load_classifier(model: str, num_labels: int, layers: int | None = None, seed: int = 0,
-                    trust_remote_code: bool = False):
+                    trust_remote_code: bool = False, pooling: str = "auto"):
+    return with_pooling(_load_classifier(model, num_labels, layers, seed, trust_remote_code),
+                        resolve_pooling(pooling, model))
+
+
+def _load_classifier(model: str, num_labels: int, layers: int | None, seed: int, trust_remote_code: bool):
     """A fresh AutoModelForSequenceClassification; the head is initialised from `seed`.
     `layers` keeps the first k encoder layers (initialised from the checkpoint's, as DistilBERT was)."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
@@ -72,7 +78,47 @@ def load_classifier(model: str, num_labels: int, layers: int | None = None, seed
 def load_saved_classifier(folder: Path):
     from transformers import AutoModelForSequenceClassification
     _quiet_transformers()
-    return AutoModelForSequenceClassification.from_pretrained(str(folder), use_safetensors=True)
+    model = AutoModelForSequenceClassification.from_pretrained(str(folder), use_safetensors=True)
+    return with_pooling(model, getattr(model.config, "mtkd_pooling", "cls"))
+
+
+def resolve_pooling(pooling: str, model: str) -> str:
+    """auto: mean for the packaged MiniLM (a sentence encoder trained with mean pooling, whose
+    early-layer [CLS] carries almost no sentence information), the model's own head otherwise."""
+    if pooling == "auto":
+        return "mean" if model in ("minilm", "tiny") else "cls"
+    return pooling
+
+
+def with_pooling(model, pooling: str):
+    """`cls`: the model's own classification head. `mean`: the head's linear layer on the masked
+    mean of the last hidden states (BERT-style models, whose `classifier` is one nn.Linear)."""
+    model.config.mtkd_pooling = pooling
+    if pooling == "cls":
+        return model
+    if not isinstance(getattr(model, "classifier", None), torch.nn.Linear):
+        raise MtkdError(f"pooling 'mean' needs a BERT-style model with a linear classifier; "
+                        f"{type(model).__name__} has none (use pooling: cls)")
+    return MeanPooled(model)
+
+
+class MeanPooled(torch.nn.Module):
+    """A sequence classifier on mean-pooled token states; `features` is the pooled embedding."""
+
+    def __init__(self, hf_model):
+        super().__init__()
+        self.hf = hf_model
+        self.config = hf_model.config
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None, output_hidden_states=False):
+        kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        h = self.hf.base_model(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
+        m = attention_mask.unsqueeze(-1).to(h.dtype)
+        pooled = (h * m).sum(1) / m.sum(1).clamp_min(1.0)
+        return SimpleNamespace(logits=self.hf.classifier(self.hf.dropout(pooled)), features=pooled)
+
+    def save_pretrained(self, folder, **kwargs):
+        self.hf.save_pretrained(folder, **kwargs)
 
 
 @dataclass

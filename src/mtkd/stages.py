@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import MtkdError
+from .faults import failpoint
 from .io import atomic_write_json, read_json, sha256_file, sha256_json
 
 MANIFEST = "manifest.json"
@@ -102,15 +103,28 @@ def run(folder: Path, key: dict, build: Callable[[Path, Path], dict | None], rec
     for old in folder.parent.glob(f".{folder.name}.work-*"):   # checkpoints of another key are useless
         if old != work:
             shutil.rmtree(old, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    work.mkdir(parents=True, exist_ok=True)
+    try:
+        tmp.mkdir(parents=True)
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise MtkdError(f"cannot create {tmp}: {e.strerror or e}") from e
     t0 = time.time()
     log(f"  build   {folder}")
-    extra = build(tmp, work) or {}
-    outputs = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
-    manifest = {"stage": folder.name, "key": key, "outputs": outputs, "versions": versions(),
-                "seconds": round(time.time() - t0, 2), "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra}
-    atomic_write_json(tmp / MANIFEST, manifest)           # the manifest is written last
+    try:
+        extra = build(tmp, work) or {}
+        outputs = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        manifest = {"stage": folder.name, "key": key, "outputs": outputs, "versions": versions(),
+                    "seconds": round(time.time() - t0, 2), "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra}
+        failpoint("stage:before_manifest")
+        atomic_write_json(tmp / MANIFEST, manifest)           # the manifest is written last
+    except BaseException:
+        # a failed build leaves no half-written folder behind; the work folder keeps its
+        # checkpoints (a rerun resumes from them) and goes too if the build never wrote any
+        shutil.rmtree(tmp, ignore_errors=True)
+        if work.is_dir() and not any(work.iterdir()):
+            work.rmdir()
+        raise
+    failpoint("stage:before_rename")
     if folder.exists():
         shutil.rmtree(folder)
     os.replace(tmp, folder)

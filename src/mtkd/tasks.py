@@ -118,16 +118,23 @@ def table_values(task: TaskData, metrics: dict) -> dict[str, float]:
 
 # ---------------------------------------------------------------- loading
 
+def resolve_source(cfg: TaskConfig) -> str:
+    """The task's source with `auto` resolved: builtin for demo, else glue_dir / file / hf by what is set."""
+    if cfg.source != "auto":
+        return cfg.source
+    return "builtin" if cfg.name == "demo" else "glue_dir" if cfg.glue_dir else "file" if cfg.train_file else "hf"
+
+
 def load_task(cfg: TaskConfig, seed: int = 0) -> TaskData:
     spec = REGISTRY.get(cfg.name)
-    source = cfg.source
-    if source == "auto":
-        source = "builtin" if cfg.name == "demo" else "glue_dir" if cfg.glue_dir else "file" if cfg.train_file else "hf"
+    source = resolve_source(cfg)
     if source in ("builtin", "hf", "glue_dir") and spec is None:
         import difflib
         close = difflib.get_close_matches(cfg.name, list(REGISTRY), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise MtkdError(f"unknown task '{cfg.name}'{hint}; known: {', '.join(REGISTRY)}, or set source: file")
+    if source == "glue_dir" and spec.glue_folder is None or source == "hf" and spec.hf_config is None:
+        raise MtkdError(f"task '{cfg.name}' has no GLUE data (source {source}); use source builtin or file")
     if source == "builtin":
         if cfg.name != "demo":
             raise MtkdError(f"task '{cfg.name}': only 'demo' is built in; use source glue_dir, hf or file")
@@ -198,10 +205,10 @@ def _read_glue_tsv(path: Path, spec: TaskSpec) -> Split:
             continue
         texts.append(tuple(row[c] for c in cols))
         labels.append(_label_index(row[lab], list(spec.label_names), f"{path}:{i}"))
+    if not texts:
+        raise MtkdError(f"{path}: no examples" + (f" ({skipped} malformed row(s) skipped)" if skipped else ""))
     if skipped:
         print(f"mtkd: warning: {path}: skipped {skipped} malformed row(s)", file=sys.stderr)
-    if not texts:
-        raise MtkdError(f"{path}: no examples")
     return Split(texts, np.asarray(labels, dtype=np.int64))
 
 

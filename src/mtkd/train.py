@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_model, save_model
 from tqdm.auto import tqdm
 
+from .faults import failpoint
 from .models import Encoded
 
 # loss_fn(student_logits [B, C], features [B, H] or None, idx LongTensor [B]) -> (loss, parts)
@@ -59,9 +60,12 @@ def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
 
 
 def forward(model, batch: dict, want_features: bool):
+    """(logits, features): features are the pooled embedding the head sees ([CLS] for native heads)."""
     out = model(**batch, output_hidden_states=want_features)
-    feats = out.hidden_states[-1][:, 0] if want_features else None
-    return out.logits, feats
+    if not want_features:
+        return out.logits, None
+    feats = getattr(out, "features", None)
+    return out.logits, feats if feats is not None else out.hidden_states[-1][:, 0]
 
 
 def train(model, data: Encoded, labels: np.ndarray, spec: TrainSpec, loss_fn: LossFn, work_dir: Path,
@@ -118,7 +122,9 @@ def train(model, data: Encoded, labels: np.ndarray, spec: TrainSpec, loss_fn: Lo
             if step % 20 == 0:  # the only host sync in the loop: logging
                 bar.set_postfix(loss=f"{loss.item():.4f}")
         if accelerator.is_main_process:
+            failpoint("train:before_checkpoint")
             _save_checkpoint(ckpt, accelerator.unwrap_model(model), extra, optimizer, scheduler, epoch + 1, step)
+            failpoint("train:after_checkpoint")
         accelerator.wait_for_everyone()
     bar.close()
     model.eval()

@@ -21,7 +21,7 @@ class HFTeacher:
 
     def fit(self, train_split, validation, work_dir: Path) -> "HFTeacher":
         c = self.cfg
-        self.model = load_classifier(c.model, len(self.label_names), c.layers, self.seed, c.trust_remote_code)
+        self.model = load_classifier(c.model, len(self.label_names), c.layers, self.seed, c.trust_remote_code, c.pooling)
         data = encode(self.tokenizer, train_split.texts, c.max_length)
         labels = train_split.labels
         import torch

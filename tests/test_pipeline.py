@@ -1,0 +1,143 @@
+"""End to end on tiny models built in code: the table, determinism, kill-and-resume, stale caches."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mtkd.cli import main
+
+TINY = """
+name: tiny
+seed: 7
+tasks: [{name: demo, demo_size: 600}]
+teachers:
+  - {name: t1, model: tiny, epochs: 2, lr: 1.0e-3, max_length: 32}
+  - {name: t2, model: tiny, layers: 1, epochs: 2, lr: 2.0e-3, max_length: 32}
+  - {name: tf, kind: tfidf}
+student: {model: tiny, layers: 1, epochs: 2, lr: 2.0e-3, max_length: 32}
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_cfg(tmp_path_factory):
+    p = tmp_path_factory.mktemp("cfg") / "tiny.yaml"
+    p.write_text(TINY)
+    return p
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_cfg, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "r"
+    assert main(["run", str(tiny_cfg), "--out", str(out)]) == 0
+    return out
+
+
+def table(out: Path) -> str:
+    return (out / "results" / "master_results.csv").read_text()
+
+
+def student_logits(out: Path) -> dict:
+    return {p.parent.name: p.read_bytes() for p in sorted((out / "demo" / "students").glob("*/logits_eval.npy"))}
+
+
+def test_run_writes_the_study_table(tiny_run):
+    lines = table(tiny_run).splitlines()
+    assert lines[0] == "method,type,demo_acc,AVG"
+    rows = {l.split(",")[0]: l.split(",")[1] for l in lines[1:]}
+    assert rows == {"t1": "teacher", "t2": "teacher", "tf": "teacher", "no_kd": "baseline",
+                    "kd_t1": "single", "kd_t2": "single", "kd_tf": "single", "multi_average": "multi",
+                    "multi_weighted": "multi", "multi_best_per_sample": "multi", "multi_learned_gating": "multi"}
+    logits = student_logits(tiny_run)
+    assert len(logits) == 8 and len(set(logits.values())) == 8      # every student trained differently
+    assert (tiny_run / "config.yaml").is_file() and (tiny_run / "report.html").is_file()
+
+
+def test_rerun_from_saved_config_is_cached_and_identical(tiny_run, capsys):
+    before = table(tiny_run)
+    assert main(["run", str(tiny_run / "config.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "build" not in out and out.count("cached") >= 10
+    assert table(tiny_run) == before
+
+
+def test_same_seed_same_metrics(tiny_cfg, tiny_run, tmp_path):
+    out = tmp_path / "again"
+    assert main(["run", str(tiny_cfg), "--out", str(out)]) == 0
+    assert table(out) == table(tiny_run)
+    assert student_logits(out) == student_logits(tiny_run)
+
+
+def test_verify_logits_passes_then_catches_tampering(tiny_run, tmp_path, capsys):
+    assert main(["verify-logits", str(tiny_run)]) == 0
+    run = tmp_path / "r"
+    shutil.copytree(tiny_run, run)
+    f = run / "demo" / "logits" / "t1" / "train.npy"
+    arr = np.load(f)
+    arr[0, 0] += 1.0
+    np.save(f, arr)
+    capsys.readouterr()
+    assert main(["verify-logits", str(run)]) != 0
+    assert "does not match the sha256" in capsys.readouterr().err
+    assert main(["run", str(run / "config.yaml")]) != 0            # the stale cache is refused...
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pass --recompute" in err
+    assert main(["run", str(run / "config.yaml"), "--recompute"]) == 0   # ...or rebuilt when asked
+    assert table(run) == table(tiny_run)
+
+
+def test_changed_dataset_refuses_stale_cache(tiny_run, tmp_path, capsys):
+    run = tmp_path / "r"
+    shutil.copytree(tiny_run, run)
+    capsys.readouterr()
+    assert main(["run", str(run / "config.yaml"), "tasks.0.demo_size=500"]) != 0
+    err = capsys.readouterr().err
+    assert "holds a run of another config" in err and "demo_size" in err
+
+
+def _run_cli(args, env_extra=None):
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "mtkd", *args], env=env, capture_output=True, text=True)
+
+
+# each kill point: (failpoint, what is interrupted)
+KILLS = [
+    ("train:after_checkpoint@1", "teacher t1 after its first epoch"),
+    ("train:before_checkpoint@2", "teacher t1 inside its second epoch"),
+    ("logits:split_written@1", "extraction of t1's logits, after the train split"),
+    ("stage:before_rename@5", "a finished stage whose folder is not yet in place"),
+    ("train:after_checkpoint@9", "a student after its first epoch"),
+    ("train:before_checkpoint@12", "a student inside its second epoch"),
+]
+
+
+@pytest.mark.parametrize("failpoint,where", KILLS, ids=[k[0] for k in KILLS])
+def test_kill_and_resume_is_bit_identical(tiny_cfg, tiny_run, tmp_path, failpoint, where):
+    out = tmp_path / "killed"
+    first = _run_cli(["run", str(tiny_cfg), "--out", str(out)], {"MTKD_FAILPOINT": failpoint})
+    assert first.returncode == -signal.SIGKILL, f"not killed at {where}: {first.stderr[-500:]}"
+    assert not (out / "results" / "master_results.csv").exists()
+    second = _run_cli(["run", str(tiny_cfg), "--out", str(out)])
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert table(out) == table(tiny_run)
+    assert student_logits(out) == student_logits(tiny_run)
+    assert not list(out.rglob(".*.tmp")) and not list(out.rglob(".*.work-*"))
+
+
+def test_kill_at_a_random_moment_then_resume(tiny_cfg, tiny_run, tmp_path):
+    out = tmp_path / "timed"
+    proc = subprocess.Popen([sys.executable, "-m", "mtkd", "run", str(tiny_cfg), "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (out / "demo" / "students").is_dir():
+        time.sleep(0.05)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert _run_cli(["run", str(tiny_cfg), "--out", str(out)]).returncode == 0
+    assert table(out) == table(tiny_run)
