@@ -6,14 +6,13 @@ import csv
 import dataclasses
 import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import stages
-from .config import RunConfig, TaskConfig, dump_yaml, load_config, to_dict
+from .config import RunConfig, dump_yaml, load_config, to_dict
 from .errors import MtkdError
 from .faults import failpoint
 from .fusion import LEARNABLE, FusionContext, make_strategy
@@ -56,12 +55,12 @@ class Run:
         if until not in STAGES:
             raise MtkdError(f"unknown stage '{until}'; stages: {', '.join(STAGES)}")
         upto = STAGES.index(until)
+        tasks = [load_task(t, self.cfg.seed) for t in self.cfg.tasks]   # bad data fails before anything is written
         self._prepare()
         if self.cfg.threads:
             torch.set_num_threads(self.cfg.threads)
         wanted = {"baseline": 2, "single": 3, "multi": 4}
-        for tcfg in self.cfg.tasks:
-            task = load_task(tcfg, self.cfg.seed)
+        for task in tasks:
             self.log(f"[{task.name}] {', '.join(f'{k} {len(v)}' for k, v in task.splits.items())} examples")
             self._data_stage(task)
             for t in self.cfg.teachers:
