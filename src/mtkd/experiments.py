@@ -112,14 +112,20 @@ class Run:
                     "splits": {k: {"n": len(v), "fingerprint": key["fingerprints"][k]} for k, v in task.splits.items()}}
         self.stage(self.out / task.name / "data", key, build)
 
+    def _teacher_seed(self, t) -> int:
+        return t.seed if t.seed is not None else self.cfg.seed
+
     def _teacher_key(self, task: TaskData, t) -> dict:
+        # the effective seed, once: a teacher pinned to the seed it would get anyway has the same key,
+        # so a seed sweep that pins its teachers reuses them (and keys of unpinned teachers are unchanged)
         fps = task.fingerprints()
-        return {"teacher": dataclasses.asdict(t), "seed": self.cfg.seed, "label_names": task.label_names,
+        return {"teacher": dataclasses.asdict(dataclasses.replace(t, seed=None)), "seed": self._teacher_seed(t),
+                "label_names": task.label_names,
                 "fingerprints": {"train": fps["train"], "validation": fps["validation"]}}
 
     def _teacher_stage(self, task: TaskData, t):
         def build(tmp, work):
-            teacher = make_teacher(t, task.label_names, self.cfg.seed, self.cfg.eval_batch_size)
+            teacher = make_teacher(t, task.label_names, self._teacher_seed(t), self.cfg.eval_batch_size)
             teacher.fit(task.splits["train"], task.splits["validation"], work)
             teacher.save(tmp / "model")
             return {"teacher": t.name}
@@ -247,7 +253,9 @@ class Run:
                                "metrics": compute_metrics(y_eval, e.argmax(1), task.num_labels)})
             for s in students:
                 sdir = tdir / "students" / s.method
-                stages.check(sdir, read_json(sdir / "manifest.json")["key"])  # hashes
+                _, problem = stages.check(sdir, read_json(sdir / "manifest.json")["key"])  # file hashes
+                if problem:
+                    raise MtkdError(f"{problem}; pass --recompute to rebuild it")
                 e = check_array(load_npy(sdir / "logits_eval.npy"), str(sdir), len(y_eval), task.num_labels)
                 save_npy(tmp / f"{s.method}.eval.npy", e)
                 entry = {"method": s.method, "type": s.type, "file": f"{s.method}.eval.npy",
@@ -255,12 +263,30 @@ class Run:
                 if s.type != "baseline":
                     entry.update(teachers=list(s.teachers), strategy=s.strategy)
                 models.append(entry)
+            self._write_predictions(tmp / "predictions.csv", task, models, tmp)
             return {"task": task.name, "label_names": list(task.label_names), "metric": task.metric,
                     "metric_columns": task.metric_columns, "temperature": self.cfg.distill.temperature,
                     "alpha": self.cfg.distill.alpha, "models": models, "teachers": teachers,
                     "validation_files": val_files, "labels_eval": "labels_eval.npy",
                     "labels_validation": "labels_validation.npy"}
         return self.stage(tdir / "eval", key, build)
+
+    @staticmethod
+    def _write_predictions(path: Path, task: TaskData, models: list[dict], folder: Path):
+        """Per eval example: text, gold label, and each model's predicted label and its probability."""
+        ev = task.splits["eval"]
+        probs = {m["method"]: torch.softmax(torch.from_numpy(load_npy(folder / m["file"])), -1).numpy() for m in models}
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["index", "text", "label", *[f"{m}_{c}" for m in probs for c in ("pred", "prob")]])
+        names = task.label_names
+        for i, (text, y) in enumerate(zip(ev.texts, ev.labels.tolist())):
+            row = [i, " [SEP] ".join(text), names[y]]
+            for p in probs.values():
+                k = int(p[i].argmax())
+                row += [names[k], f"{p[i, k]:.4f}"]
+            w.writerow(row)
+        atomic_write_text(path, buf.getvalue())
 
     # ------------------------------------------------------------------ table
     def write_master_table(self) -> Path:

@@ -94,7 +94,10 @@ class TaskData:
         return cols + ([f"{self.name}_acc"] if self.metric != "accuracy" else [])
 
     def fingerprints(self) -> dict[str, str]:
-        return {k: s.fingerprint(self.label_names) for k, s in self.splits.items()}
+        """Per split, computed once (the splits are never mutated after loading)."""
+        if getattr(self, "_fingerprints", None) is None:
+            self._fingerprints = {k: s.fingerprint(self.label_names) for k, s in self.splits.items()}
+        return dict(self._fingerprints)
 
 
 def compute_metrics(labels, preds, num_labels: int) -> dict[str, float]:

@@ -1,0 +1,52 @@
+"""Integration tests on the packaged MiniLM (offline) and on real GLUE SST-2 from ../shared."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mtkd.cli import main
+
+GLUE = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"
+
+
+def rows(out: Path) -> dict:
+    lines = (out / "results" / "master_results.csv").read_text().splitlines()
+    return {l.split(",")[0]: l.split(",") for l in lines[1:]}
+
+
+def test_packaged_minilm_end_to_end(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("""
+name: minilm_it
+tasks: [{name: demo, demo_size: 500}]
+teachers:
+  - {name: minilm_l2, model: minilm, layers: 2, epochs: 2, lr: 1.0e-4, max_length: 40}
+  - {name: tfidf, kind: tfidf}
+student: {model: minilm, layers: 1, epochs: 2, lr: 2.0e-4, max_length: 40}
+distill: {strategies: [average, learned_gating]}
+""")
+    out = tmp_path / "run"
+    assert main(["run", str(cfg), "--out", str(out)]) == 0
+    r = rows(out)
+    assert set(r) == {"minilm_l2", "tfidf", "no_kd", "kd_minilm_l2", "kd_tfidf", "multi_average", "multi_learned_gating"}
+    assert float(r["minilm_l2"][2]) > 65.0              # a real pretrained encoder learns the task
+    base = np.load(out / "demo" / "students" / "no_kd" / "logits_eval.npy")
+    kd = np.load(out / "demo" / "students" / "multi_average" / "logits_eval.npy")
+    assert not np.allclose(base, kd)
+    assert (out / "demo" / "teachers" / "minilm_l2" / "model" / "model.safetensors").is_file()
+    assert main(["verify-logits", str(out)]) == 0
+
+
+@pytest.mark.skipif(not (GLUE / "SST-2").is_dir(), reason="real GLUE data not found at ../shared/data/glue")
+def test_real_sst2_pipeline(tmp_path):
+    out = tmp_path / "sst2"
+    assert main(["run", str(Path(__file__).resolve().parents[1] / "configs" / "sst2_cpu.yaml"), "--out", str(out),
+                 f"tasks.0.glue_dir={GLUE}", "tasks.0.max_train_examples=1200",
+                 "teachers.0.layers=3", "teachers.1.layers=1", "student.layers=1", "student.epochs=1",
+                 "distill.strategies=[average,best_per_sample]"]) == 0
+    r = rows(out)
+    assert len((out / "sst2" / "eval" / "labels_eval.npy").read_bytes()) > 872 * 8   # all of GLUE dev
+    assert float(r["minilm_l6"][2]) > 75.0      # 3 layers, 1080 examples, 1 epoch: well above chance
+    assert float(r["tfidf"][2]) > 60.0
+    assert {"no_kd", "multi_average", "multi_best_per_sample"} <= set(r)
+    assert (out / "report.html").is_file()
