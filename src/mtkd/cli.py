@@ -70,6 +70,22 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--split", default="validation", help="split for teacher confidence (validation or eval)")
     rp = sub.add_parser("report", help="report.md and report.html of a finished run")
     rp.add_argument("run_dir")
+
+    def sweep_like(name, help_):
+        s = sub.add_parser(name, help=help_)
+        s.add_argument("run_dir", help="run directory holding config.yaml; its teachers and logits are reused")
+        s.add_argument("--strategies", help="comma-separated fusion strategies (default: the run's)")
+        s.add_argument("--no-single", action="store_true", help="skip the single-teacher students")
+        s.add_argument("--no-baseline", action="store_true", help="skip the no-KD student")
+        s.add_argument("--recompute", action="store_true", help="rebuild stale cached stages instead of refusing them")
+        return s
+    sw = sweep_like("sweep", "retrain the students over one or two student-side params (1-D sweep or grid)")
+    sw.add_argument("--param", action="append", required=True, metavar="KEY=V1,V2,...",
+                    help="e.g. distill.temperature=1,2,4,8; give it twice for a joint grid")
+    sw.add_argument("--name", help="folder under RUN_DIR/sweeps/ (default: from the params, e.g. T_x_alpha)")
+    sd = sweep_like("seeds", "retrain the students at several seeds (teachers reused) and summarise across seeds")
+    sd.add_argument("--seeds", required=True, help="comma-separated seeds, e.g. 1,2,3")
+    sd.add_argument("--name", default="seeds", help="folder under RUN_DIR/sweeps/")
     return p
 
 
@@ -160,7 +176,23 @@ def _dispatch(args) -> int:
         md, html = build_report(_run_dir(args.run_dir))
         print(f"done: {md}\n      {html}")
         return 0
+    if args.command in ("sweep", "seeds"):
+        from . import sweeps
+        opts = dict(strategies=_csv(args.strategies) if args.strategies is not None else None,
+                    single=not args.no_single, baseline=not args.no_baseline, recompute=args.recompute)
+        if args.command == "sweep":
+            folder = sweeps.run_sweep(_run_dir(args.run_dir), args.param, args.name, **opts)
+            print((folder / "sweep_results.md").read_text() + "\n" + (folder / "best.md").read_text())
+        else:
+            folder = sweeps.run_seeds(_run_dir(args.run_dir), _csv(args.seeds), args.name, **opts)
+            print((folder / "seed_summary.md").read_text())
+        print(f"done: {folder}")
+        return 0
     raise MtkdError(f"unknown command {args.command}")
+
+
+def _csv(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
 
 
 if __name__ == "__main__":

@@ -96,7 +96,7 @@ TEACHER_KINDS = ("hf", "tfidf")
 METRICS = ("accuracy", "f1", "matthews")
 MODES = ("cached", "online")
 POOLINGS = ("auto", "cls", "mean")
-RESERVED_TASK_NAMES = ("results", "analysis")
+RESERVED_TASK_NAMES = ("results", "analysis", "sweeps")
 
 
 class _StrictLoader(yaml.SafeLoader):

@@ -91,9 +91,9 @@ class Run:
         new = dump_yaml(self.cfg)
         path = self.out / "config.yaml"
         if path.is_file() and path.read_text(encoding="utf-8") != new and not self.recompute:
-            old = to_dict(load_config(path))
-            diff = stages._first_difference(old, to_dict(self.cfg))
-            raise MtkdError(f"{self.out} holds a run of another config ({diff}); use another --out or pass --recompute")
+            diff = stages._first_difference(to_dict(load_config(path)), to_dict(self.cfg))
+            if diff:   # a hand-written config.yaml that resolves to the same run is fine
+                raise MtkdError(f"{self.out} holds a run of another config ({diff}); use another --out or pass --recompute")
         atomic_write_text(path, new)
         atomic_write_json(self.out / "run.json", {"versions": stages.versions(), "seed": self.cfg.seed})
 
@@ -180,7 +180,7 @@ class Run:
         extra, want_features, info = None, False, {}
         if s.type == "baseline":
             def loss_fn(logits, feats, idx):
-                return kd_loss(logits, None, labels[idx], 1.0, 0.0)
+                return kd_loss(logits, None, labels[idx].to(logits.device), 1.0, 0.0)
         else:
             val = self.teacher_logits(task, s.teachers, "validation")
             scores = [compute_metrics(task.splits["validation"].labels, v.argmax(1), task.num_labels)[task.metric]
@@ -194,11 +194,12 @@ class Run:
                 extra, want_features = fuse, True
 
             def loss_fn(logits, feats, idx):
-                target = fuse(source(idx), FusionContext(d.temperature, scores_t, feats))
-                return kd_loss(logits, target, labels[idx], d.temperature, d.alpha)
+                dev = logits.device
+                target = fuse(source(idx).to(dev), FusionContext(d.temperature, scores_t.to(dev), feats))
+                return kd_loss(logits, target, labels[idx].to(dev), d.temperature, d.alpha)
         spec = TrainSpec(st.epochs, st.lr, st.batch_size, st.weight_decay, st.warmup_ratio, cfg.seed,
                          cfg.length_grouping, st.gate_lr)
-        model = train(model, data, train_split.labels, spec, loss_fn, work, extra, want_features,
+        model = train(model, data, spec, loss_fn, work, extra, want_features,
                       desc=f"{task.name} {s.method}")
         metrics = {}
         for split in ("validation", "eval"):

@@ -68,30 +68,55 @@ def forward(model, batch: dict, want_features: bool):
     return out.logits, feats if feats is not None else out.hidden_states[-1][:, 0]
 
 
-def train(model, data: Encoded, labels: np.ndarray, spec: TrainSpec, loss_fn: LossFn, work_dir: Path,
-          extra: torch.nn.Module | None = None, want_features: bool = False, desc: str = "train"):
-    """Train `model` (and `extra`, e.g. a gate) in place; checkpoints in `work_dir`, resumes from it."""
-    from accelerate import Accelerator
-    from transformers import get_linear_schedule_with_warmup
+class Trainer:
+    """Optimizer (fused AdamW, no decay on biases and LayerNorms), linear warm-up schedule and
+    Accelerate wrapping for `model` (+ `extra`, e.g. a gate); `step` is one training step."""
 
-    accelerator = Accelerator()
-    torch.manual_seed(spec.seed)
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
-    groups = [
-        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": spec.weight_decay},
-        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
-    ]
-    if extra is not None:
-        groups.append({"params": list(extra.parameters()), "weight_decay": 0.0, "lr": spec.extra_lr})
-    optimizer = torch.optim.AdamW(groups, lr=spec.lr)
-    lengths = data.lengths
-    per_epoch = math.ceil(len(lengths) / spec.batch_size)
+    def __init__(self, model, data: Encoded, spec: TrainSpec, loss_fn: LossFn, total_steps: int,
+                 extra: torch.nn.Module | None = None, want_features: bool = False):
+        from accelerate import Accelerator
+        from transformers import get_linear_schedule_with_warmup
+
+        self.accelerator = Accelerator()
+        no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
+        named = list(model.named_parameters())
+        groups = [{"params": [p for n, p in named if not n.endswith(no_decay)], "weight_decay": spec.weight_decay},
+                  {"params": [p for n, p in named if n.endswith(no_decay)], "weight_decay": 0.0}]
+        if extra is not None:
+            groups.append({"params": list(extra.parameters()), "weight_decay": 0.0, "lr": spec.extra_lr})
+        # fused AdamW updates all parameters in one kernel: ~4x faster steps on CPU than the per-tensor loop
+        optimizer = torch.optim.AdamW(groups, lr=spec.lr, fused=True)
+        self.scheduler = get_linear_schedule_with_warmup(optimizer, int(spec.warmup_ratio * total_steps), total_steps)
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self.extra = self.accelerator.prepare(extra) if extra is not None else None
+        self.data, self.loss_fn, self.want_features = data, loss_fn, want_features
+
+    def step(self, batch_idx: np.ndarray, pad_to: int | None = None) -> torch.Tensor:
+        acc = self.accelerator
+        batch = {k: v.to(acc.device) for k, v in self.data.batch(batch_idx, pad_to=pad_to).items()}
+        idx = torch.as_tensor(batch_idx, dtype=torch.long)
+        with acc.autocast():
+            logits, feats = forward(self.model, batch, self.want_features)
+            loss, _ = self.loss_fn(logits.float(), feats, idx)
+        acc.backward(loss)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss.detach()
+
+
+def train(model, data: Encoded, spec: TrainSpec, loss_fn: LossFn, work_dir: Path,
+          extra: torch.nn.Module | None = None, want_features: bool = False, desc: str = "train"):
+    """Train `model` (and `extra`) in place; a checkpoint in `work_dir` after every epoch, resumed
+    from when present. Under `accelerate launch`, each process takes every world-th batch."""
+    from accelerate import PartialState
+    state = PartialState()
+    world, rank = state.num_processes, state.process_index
+    per_epoch = math.ceil(math.ceil(len(data) / spec.batch_size) / world)
     total = max(1, round(spec.epochs * per_epoch))
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(spec.warmup_ratio * total), total)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    if extra is not None:
-        extra = accelerator.prepare(extra)
-    labels_t = torch.as_tensor(labels, dtype=torch.long)
+    torch.manual_seed(spec.seed)
+    trainer = Trainer(model, data, spec, loss_fn, total, extra, want_features)
+    unwrap = trainer.accelerator.unwrap_model
 
     step, start_epoch = 0, 0
     ckpt = work_dir / "checkpoint"
@@ -99,36 +124,30 @@ def train(model, data: Encoded, labels: np.ndarray, spec: TrainSpec, loss_fn: Lo
     if not ckpt.exists() and (old / "state.json").is_file():  # killed between the two renames of a save
         old.rename(ckpt)
     if (ckpt / "state.json").is_file():
-        start_epoch, step = _load_checkpoint(ckpt, accelerator.unwrap_model(model), extra, optimizer, scheduler)
+        start_epoch, step = _load_checkpoint(ckpt, unwrap(trainer.model), trainer.extra, trainer.optimizer,
+                                             trainer.scheduler)
 
-    world, rank = accelerator.num_processes, accelerator.process_index
-    bar = tqdm(total=total, initial=step, desc=desc, leave=False, disable=None if accelerator.is_main_process else True)
-    model.train()
+    bar = tqdm(total=total, initial=step, desc=desc, leave=False, disable=None if state.is_main_process else True)
+    trainer.model.train()
     for epoch in range(start_epoch, math.ceil(total / per_epoch)):
-        for batch_idx in epoch_batches(lengths, spec.batch_size, spec.seed, epoch, spec.group_by_length)[rank::world]:
+        for batch_idx in epoch_batches(data.lengths, spec.batch_size, spec.seed, epoch, spec.group_by_length)[rank::world]:
             if step >= total:
                 break
-            batch = {k: v.to(accelerator.device) for k, v in data.batch(batch_idx).items()}
-            idx = torch.as_tensor(batch_idx, dtype=torch.long)
-            with accelerator.autocast():
-                logits, feats = forward(model, batch, want_features)
-                loss, parts = loss_fn(logits.float(), feats, idx)
-            accelerator.backward(loss)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            loss = trainer.step(batch_idx)
             step += 1
             bar.update(1)
             if step % 20 == 0:  # the only host sync in the loop: logging
                 bar.set_postfix(loss=f"{loss.item():.4f}")
-        if accelerator.is_main_process:
+        if state.is_main_process:
             failpoint("train:before_checkpoint")
-            _save_checkpoint(ckpt, accelerator.unwrap_model(model), extra, optimizer, scheduler, epoch + 1, step)
+            _save_checkpoint(ckpt, unwrap(trainer.model), trainer.extra, trainer.optimizer, trainer.scheduler,
+                             epoch + 1, step)
             failpoint("train:after_checkpoint")
-        accelerator.wait_for_everyone()
+        state.wait_for_everyone()
     bar.close()
+    model = unwrap(trainer.model)
     model.eval()
-    return accelerator.unwrap_model(model)
+    return model
 
 
 def _save_checkpoint(ckpt: Path, model, extra, optimizer, scheduler, epoch: int, step: int):

@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
+from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
 TYPE_COLORS = {"teacher": "#4c72b0", "baseline": "#8c8c8c", "single": "#dd8452", "multi": "#55a868"}
@@ -197,3 +197,63 @@ def reliability(task: str, curves: list[dict]) -> bytes:
 def _shared_legend(fig: Figure, names: list[str], colors: dict) -> None:
     handles = [Patch(color=colors[n], label=n) for n in names]
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(names), 4) or 1, fontsize=8)
+
+
+LINE_STYLES = {"baseline": ":", "single": "--", "multi": "-"}
+
+
+def sweep_lines(param: str, xs: list[str], tasks: list[dict]) -> bytes:
+    """A 1-D sweep, one panel per task: each method's metric against the swept value.
+    tasks: [{"task", "metric", "lines": [(method, type, [value % or None per x])]}]. Numeric values
+    are placed at their value (log2 axis when they span a factor of 8 or more), others evenly."""
+    try:
+        numbers = [float(x) for x in xs]
+    except ValueError:
+        numbers = None
+    x = np.array(numbers if numbers else range(len(xs)), dtype=float)
+    methods = list(dict.fromkeys(line[0] for t in tasks for line in t["lines"]))
+    colors = _palette(methods)
+    styles = {line[0]: LINE_STYLES.get(line[1], "-") for t in tasks for line in t["lines"]}
+    rows, cols = _grid(len(tasks))
+    fig = Figure(figsize=(6.5 * cols, 4.0 * rows + 0.8), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, t in zip(axes, tasks):
+        for method, _, values in t["lines"]:
+            y = np.array([np.nan if v is None else v for v in values], dtype=float)
+            ax.plot(x, y, styles[method], marker="o", markersize=4, color=colors[method])
+        if numbers and min(numbers) > 0 and max(numbers) / min(numbers) >= 8:
+            ax.set_xscale("log", base=2)
+        ax.set_xticks(x, xs)
+        ax.minorticks_off()
+        ax.set_xlabel(param)
+        ax.set_ylabel(f"{t['metric']} on eval (%)")
+        ax.set_title(f"{t['task']}: {t['metric']} vs {param}", fontsize=10)
+    for ax in axes[len(tasks):]:
+        ax.set_visible(False)
+    handles = [Line2D([], [], color=colors[m], linestyle=styles[m], marker="o", markersize=4, label=m) for m in methods]
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(methods), 4) or 1, fontsize=8)
+    return _png(fig)
+
+
+def sweep_heatmap(title: str, x_name: str, xs: list[str], y_name: str, ys: list[str], values: np.ndarray,
+                  metric: str) -> bytes:
+    """A joint grid: values float [len(ys), len(xs)] (NaN where missing), annotated; the best cell boxed."""
+    fig = Figure(figsize=(max(4.5, 0.9 * len(xs) + 3.0), max(3.2, 0.55 * len(ys) + 2.0)), layout="constrained")
+    ax = fig.subplots()
+    im = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", aspect="auto", origin="lower")
+    for i in range(len(ys)):
+        for j in range(len(xs)):
+            v = values[i, j]
+            dark = np.isfinite(v) and im.norm(v) < 0.5
+            ax.text(j, i, "-" if not np.isfinite(v) else f"{v:.2f}", ha="center", va="center", fontsize=9,
+                    color="white" if dark else "black")
+    if np.isfinite(values).any():
+        i, j = np.unravel_index(np.nanargmax(values), values.shape)
+        ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
+    ax.set_xticks(range(len(xs)), xs)
+    ax.set_yticks(range(len(ys)), ys)
+    ax.set_xlabel(x_name)
+    ax.set_ylabel(y_name)
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(im, ax=ax, label=f"{metric} on eval (%)")
+    return _png(fig)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..config import TeacherConfig
 from ..losses import kd_loss
@@ -23,14 +24,12 @@ class HFTeacher:
         c = self.cfg
         self.model = load_classifier(c.model, len(self.label_names), c.layers, self.seed, c.trust_remote_code, c.pooling)
         data = encode(self.tokenizer, train_split.texts, c.max_length)
-        labels = train_split.labels
-        import torch
-        labels_t = torch.as_tensor(labels)
+        labels_t = torch.as_tensor(train_split.labels)
 
         def loss_fn(logits, feats, idx):
-            return kd_loss(logits, None, labels_t[idx], 1.0, 0.0)
+            return kd_loss(logits, None, labels_t[idx].to(logits.device), 1.0, 0.0)
         spec = TrainSpec(c.epochs, c.lr, c.batch_size, c.weight_decay, c.warmup_ratio, self.seed)
-        self.model = train(self.model, data, labels, spec, loss_fn, work_dir, desc=f"teacher {c.name}")
+        self.model = train(self.model, data, spec, loss_fn, work_dir, desc=f"teacher {c.name}")
         return self
 
     def logits(self, texts) -> np.ndarray:

@@ -1,0 +1,447 @@
+"""Sweeps and multi-seed runs on top of one run: only the students are retrained.
+
+`run_sweep(RUN, ["distill.temperature=1,2,4,8", "distill.alpha=0.5,0.7"])` trains the students at
+every point of a 1-D sweep or a joint grid. Each point is an ordinary run directory
+RUN/sweeps/<name>/<point>/ (e.g. `T=4_alpha=0.5`) built by `Run(config + overrides, point)
+.execute("evaluate")`. Before it runs, the finished data, teachers and logits stage folders of RUN
+are hard-linked into it (copied where the file system refuses links), so those stages are found
+cached: their keys depend neither on T, alpha nor the student, nor on the seed once the teachers
+are pinned to the seed they were trained with (done whenever `seed` is swept).
+
+`run_seeds(RUN, ["1", "2", "3"])` is the sweep over `seed`, summarised across seeds: per task and
+method the mean, std and a 95% t-interval, and the paired difference best multi − best single.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import RunConfig, StudentConfig, _did_you_mean, _safe_name, load_config, to_dict
+from .errors import MtkdError
+from .experiments import Run, Student, planned_students
+from .io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from .report import figures
+from .report.tables import Table, cell
+from .tasks import TaskData, table_values
+
+SWEEP_DIR = "sweeps"
+SWEEPABLE = ("distill.temperature", "distill.alpha", "seed")          # and every student.* key
+DISTILL_ONLY = {"distill.temperature", "distill.alpha"}                 # the baseline does not depend on these
+SHORT = {"distill.temperature": "T"}                                    # folder and column names
+
+
+# ---------------------------------------------------------------- what to run
+
+@dataclass(frozen=True)
+class Param:
+    key: str                    # dotted config key, e.g. distill.temperature
+    values: tuple[str, ...]     # as typed, e.g. ("1", "2", "4")
+
+    @property
+    def short(self) -> str:
+        return SHORT.get(self.key, self.key.rsplit(".", 1)[-1])
+
+
+@dataclass(frozen=True)
+class Point:
+    folder: str                 # e.g. T=4_alpha=0.5
+    values: tuple[str, ...]     # one per param
+    cfg: RunConfig
+
+
+@dataclass
+class Sweep:
+    run_dir: Path
+    base: RunConfig
+    folder: Path                # RUN/sweeps/<name>
+    params: list[Param]
+    points: list[Point]
+    baseline_from_base: bool    # the no-KD student is taken from the base run, not retrained per point
+
+
+def parse_param(spec: str) -> Param:
+    """`distill.temperature=1,2,4` -> Param("distill.temperature", ("1", "2", "4"))."""
+    key, sep, raw = spec.partition("=")
+    values = tuple(dict.fromkeys(v.strip() for v in raw.split(",") if v.strip()))   # in order, no duplicates
+    if not sep or not key.strip() or not values:
+        raise MtkdError(f"--param '{spec}' must look like key=v1,v2,... (e.g. distill.temperature=1,2,4,8)")
+    return Param(key.strip(), values)
+
+
+def sweepable_keys() -> list[str]:
+    return [*SWEEPABLE, *(f"student.{f}" for f in StudentConfig.__dataclass_fields__)]
+
+
+def check_sweepable(key: str, base: dict) -> None:
+    """Only student-side keys may vary: everything upstream of the students is reused from the run."""
+    if key in SWEEPABLE or key.startswith("student."):
+        return   # an unknown student.* key is refused by the config itself, with its own "did you mean"
+    allowed = f"{', '.join(SWEEPABLE)} or student.*"
+    if _is_config_key(key, base):
+        raise MtkdError(f"cannot sweep '{key}': only student-side params ({allowed}) can be swept; "
+                        f"teachers, logits and tasks are reused from the base run")
+    raise MtkdError(f"cannot sweep '{key}': unknown parameter{_did_you_mean(key, sweepable_keys())}; "
+                    f"sweepable: {allowed}")
+
+
+def _is_config_key(key: str, node) -> bool:
+    for part in key.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False
+    return True
+
+
+def point_folder(params: list[Param], values) -> str:
+    return "_".join(f"{p.short}={re.sub(r'[^A-Za-z0-9.+-]', '_', v)}" for p, v in zip(params, values))
+
+
+def plan(run_dir, params: list[Param], name: str, strategies=None, single=True, baseline=True) -> Sweep:
+    """Every point's config, validated before anything is trained or written."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise MtkdError(f"{run_dir} is not a run directory (no config.yaml)")
+    base = load_config(run_dir / "config.yaml")
+    keys = [p.key for p in params]
+    if not 1 <= len(params) <= 2:
+        raise MtkdError(f"a sweep takes one or two --param (a 1-D sweep or a joint grid), got {len(params)}")
+    if len(set(keys)) != len(keys):
+        raise MtkdError(f"--param '{keys[0]}' is given twice; list its values once: {keys[0]}=v1,v2,...")
+    for key in keys:
+        check_sweepable(key, to_dict(base))
+    if not _safe_name(name):
+        raise MtkdError(f"sweep name '{name}' may only use letters, digits, '-' and '_'")
+    distill_only = set(keys) <= DISTILL_ONLY
+    common = []
+    if strategies is not None:
+        common.append(f"distill.strategies=[{','.join(strategies)}]")
+    if not single:
+        common.append("distill.single_teacher=false")
+    if not baseline or distill_only:
+        common.append("distill.baseline=false")
+    if "seed" in keys:   # keep every teacher at the seed it was trained with, so it is reused
+        common += [f"teachers.{i}.seed={t.seed if t.seed is not None else base.seed}" for i, t in enumerate(base.teachers)]
+    points = []
+    for values in itertools.product(*(p.values for p in params)):
+        cfg = load_config(run_dir / "config.yaml", [*common, *(f"{p.key}={v}" for p, v in zip(params, values))])
+        points.append(Point(point_folder(params, values), values, cfg))
+    folders = [p.folder for p in points]
+    if len(set(folders)) != len(folders):
+        raise MtkdError(f"two sweep points share the folder name '{next(f for f in folders if folders.count(f) > 1)}'; "
+                        f"write the values differently")
+    return Sweep(run_dir, base, run_dir / SWEEP_DIR / name, params, points,
+                 baseline_from_base=distill_only and baseline and base.distill.baseline)
+
+
+# ---------------------------------------------------------------- running
+
+def link_cached_stages(run_dir: Path, point_dir: Path, base: RunConfig) -> None:
+    """Make the base run's finished data, teacher and logits stage folders appear in `point_dir`."""
+    for task in base.tasks:
+        rels = ["data", *(f"teachers/{t.name}" for t in base.teachers), *(f"logits/{t.name}" for t in base.teachers)]
+        for rel in rels:
+            src, dst = run_dir / task.name / rel, point_dir / task.name / rel
+            if not (src / "manifest.json").is_file() or (dst / "manifest.json").is_file():
+                continue
+            tmp = dst.with_name(f".{dst.name}.link-tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(dst, ignore_errors=True)    # an unfinished folder: a stage would redo it
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(src, tmp, copy_function=_link_or_copy)
+            os.replace(tmp, dst)                       # appears whole, manifest included, or not at all
+
+
+def _link_or_copy(src, dst):
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+    return dst
+
+
+@dataclass
+class Result:
+    point: Point
+    method: str
+    type: str
+    trained_in: str             # point | base run
+    columns: dict[str, float]   # master-table columns of every task (<task>_<metric>)
+    official: dict[str, float]  # task -> official metric (%)
+    avg: float                  # mean of the official metrics over tasks
+
+
+def execute(sweep: Sweep, recompute=False, log=print) -> tuple[list[TaskData], list[Result]]:
+    """Train (or find cached) the base run's teachers and logits, then every point's students."""
+    log(f"[sweep] base run {sweep.run_dir}: teachers and logits")
+    Run(sweep.base, sweep.run_dir, recompute, log).execute("baseline" if sweep.baseline_from_base else "logits")
+    tasks = [task_info(sweep.run_dir, t.name) for t in sweep.base.tasks]
+    results = []
+    for i, point in enumerate(sweep.points, 1):
+        out = sweep.folder / point.folder
+        log(f"[sweep {i}/{len(sweep.points)}] {point.folder}")
+        link_cached_stages(sweep.run_dir, out, sweep.base)
+        Run(point.cfg, out, recompute, log).execute("evaluate")
+        results += point_results(sweep, point, tasks)
+    return tasks, results
+
+
+def task_info(run_dir: Path, name: str) -> TaskData:
+    m = read_json(run_dir / name / "data" / "manifest.json")
+    return TaskData(name, tuple(m["label_names"]), m["metric"], {})
+
+
+def point_results(sweep: Sweep, point: Point, tasks: list[TaskData]) -> list[Result]:
+    students = planned_students(point.cfg)
+    if sweep.baseline_from_base:
+        students = [Student("no_kd", "baseline"), *students]
+    out = []
+    for s in students:
+        from_base = s.type == "baseline" and sweep.baseline_from_base
+        root = sweep.run_dir if from_base else sweep.folder / point.folder
+        columns, official = {}, {}
+        for task in tasks:
+            metrics = read_json(root / task.name / "students" / s.method / "metrics.json")["eval"]
+            columns.update(table_values(task, metrics))
+            official[task.name] = metrics[task.metric]
+        out.append(Result(point, s.method, s.type, "base run" if from_base else "point", columns, official,
+                          sum(official.values()) / len(official)))
+    return out
+
+
+# ---------------------------------------------------------------- sweep outputs
+
+def results_table(sweep: Sweep, tasks: list[TaskData], results: list[Result]) -> Table:
+    metric_columns = [c for t in tasks for c in t.metric_columns]
+    header = ["point", *(p.short for p in sweep.params), "method", "type", *metric_columns, "AVG", "trained_in"]
+    rows = [[r.point.folder, *r.point.values, r.method, r.type, *(cell(r.columns.get(c)) for c in metric_columns),
+             cell(r.avg), r.trained_in] for r in results]
+    return Table(header, rows)
+
+
+def methods_of(results: list[Result]) -> list[tuple[str, str]]:
+    return list(dict.fromkeys((r.method, r.type) for r in results))
+
+
+def best_single(results: list[Result], task: str | None = None) -> str | None:
+    """The single-teacher student with the highest mean over the points (of `task`'s metric, or AVG)."""
+    return _best_of_type(results, "single", task)
+
+
+def _best_of_type(results: list[Result], type_: str, task: str | None = None) -> str | None:
+    means = {}
+    for method, t in methods_of(results):
+        if t == type_:
+            means[method] = np.mean([r.official[task] if task else r.avg for r in results if r.method == method])
+    return max(means, key=means.get) if means else None
+
+
+def line_plot(sweep: Sweep, tasks: list[TaskData], results: list[Result]) -> bytes:
+    (param,) = sweep.params
+    panels = []
+    for task in tasks:
+        lines = [(m, t, [r.official[task.name] for p in sweep.points for r in results if r.point.folder == p.folder and r.method == m])
+                 for m, t in methods_of(results)]
+        panels.append({"task": task.name, "metric": task.metric, "lines": lines})
+    return figures.sweep_lines(param.short, list(param.values), panels)
+
+
+def heatmaps(sweep: Sweep, tasks: list[TaskData], results: list[Result]) -> dict[str, bytes]:
+    """grid_<task>_<method>.png for every multi-teacher strategy and the best single-teacher student."""
+    px, py = sweep.params
+    out = {}
+    for task in tasks:
+        chosen = [(m, "") for m, t in methods_of(results) if t == "multi"]
+        single = best_single(results, task.name)
+        if single:
+            chosen.append((single, " (best single teacher)"))
+        for method, note in chosen:
+            grid = np.full((len(py.values), len(px.values)), np.nan)
+            for r in results:
+                if r.method == method:
+                    x, y = r.point.values
+                    grid[py.values.index(y), px.values.index(x)] = r.official[task.name]
+            title = f"{task.name}: {method}{note}, {task.metric} over {px.short} × {py.short}"
+            out[f"grid_{task.name}_{method}.png"] = figures.sweep_heatmap(title, px.short, list(px.values), py.short,
+                                                                          list(py.values), grid, task.metric)
+    return out
+
+
+def best_markdown(sweep: Sweep, results: list[Result]) -> str:
+    """Which point is best for each method, by AVG (the mean of the tasks' official metrics)."""
+    swept = "; ".join(f"{p.short} (`{p.key}`) ∈ {{{', '.join(p.values)}}}" for p in sweep.params)
+    lines = [f"# Best point per method: sweep `{sweep.folder.name}`", "",
+             f"Swept: {swept}. Score: AVG, the mean over tasks of each task's official metric on eval (%).", "",
+             "| method | type | best point | AVG | worst point | AVG | best − worst (pp) |", "|---|---|---|---|---|---|---|"]
+    for method, type_ in methods_of(results):
+        mine = [r for r in results if r.method == method]
+        hi, lo = max(r.avg for r in mine), min(r.avg for r in mine)
+        if hi == lo:
+            where = "the same at every point" + (" (from the base run)" if mine[0].trained_in == "base run" else "")
+            lines.append(f"| {method} | {type_} | {where} | {cell(hi)} | | | 0.00 |")
+            continue
+        best = ", ".join(r.point.folder for r in mine if r.avg == hi)
+        worst = ", ".join(r.point.folder for r in mine if r.avg == lo)
+        lines.append(f"| {method} | {type_} | {best} | {cell(hi)} | {worst} | {cell(lo)} | {cell(hi - lo)} |")
+    top = max(r.avg for r in results)
+    at: dict[str, list[str]] = {}
+    for r in results:
+        if r.avg == top:
+            at.setdefault(r.method, []).append(r.point.folder)
+    winners = [f"**{m}** at " + ("every point" if len(f) == len(sweep.points) else ", ".join(f"**{x}**" for x in f))
+               for m, f in at.items()]
+    lines += ["", f"Best overall: {'; '.join(winners)} (AVG {cell(top)})."]
+    multi = [r for r in results if r.type == "multi"]
+    single = [r for r in results if r.type == "single"]
+    if multi and single:
+        m, s = max(multi, key=lambda r: r.avg), max(single, key=lambda r: r.avg)
+        lines.append(f"Best multi-teacher student: {m.method} at {m.point.folder} ({cell(m.avg)}); best single-teacher "
+                     f"student: {s.method} at {s.point.folder} ({cell(s.avg)}); difference {m.avg - s.avg:+.2f} pp.")
+    lines += ["", "Every point is one training run (one seed): differences smaller than the seed-to-seed spread "
+              "(`mtkd seeds`) are noise, and picking the best point on eval is optimistic."]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(sweep: Sweep, tasks, results, extra: dict[str, str | bytes] | None = None) -> list[Path]:
+    written = results_table(sweep, tasks, results).write(sweep.folder, "sweep_results")
+    for name, content in (extra or {}).items():
+        path = sweep.folder / name
+        (atomic_write_bytes if isinstance(content, bytes) else atomic_write_text)(path, content)
+        written.append(path)
+    atomic_write_json(sweep.folder / "sweep.json", {   # written last: what this sweep was
+        "base_run": str(sweep.run_dir), "params": {p.key: list(p.values) for p in sweep.params},
+        "points": [{"folder": p.folder, "values": dict(zip((q.key for q in sweep.params), p.values))}
+                   for p in sweep.points],
+        "baseline_from_base": sweep.baseline_from_base, "outputs": [p.name for p in written]})
+    return written
+
+
+def default_name(params: list[Param]) -> str:
+    return "_x_".join(re.sub(r"[^A-Za-z0-9_-]", "_", p.short) for p in params)
+
+
+def run_sweep(run_dir, specs: list[str], name: str | None = None, strategies=None, single=True, baseline=True,
+              recompute=False, log=print) -> Path:
+    """A 1-D sweep (one spec) or a joint grid (two); returns RUN/sweeps/<name>."""
+    params = [parse_param(s) for s in specs]
+    sweep = plan(run_dir, params, name or default_name(params), strategies, single, baseline)
+    tasks, results = execute(sweep, recompute, log)
+    if len(params) == 1:
+        extra = {f"sweep_{default_name(params)}.png": line_plot(sweep, tasks, results)}
+    else:
+        extra = heatmaps(sweep, tasks, results)
+    extra["best.md"] = best_markdown(sweep, results)
+    write_outputs(sweep, tasks, results, extra)
+    return sweep.folder
+
+
+# ---------------------------------------------------------------- seeds and their statistics
+
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+        11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093,
+        20: 2.086, 21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064, 25: 2.060, 26: 2.056, 27: 2.052, 28: 2.048,
+        29: 2.045, 30: 2.042}   # two-sided 95%: the 0.975 quantile of Student's t with df degrees of freedom
+
+
+def t_critical(df: int) -> float:
+    """t(0.975, df): scipy when installed, else the table above (df ≤ 30) or a Cornish-Fisher expansion."""
+    try:
+        from scipy import stats
+        return float(stats.t.ppf(0.975, df))
+    except ImportError:
+        pass
+    if df in T975:
+        return T975[df]
+    z = 1.959964
+    return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)   # off by < 0.001 for df > 30
+
+
+@dataclass
+class Interval:
+    n: int
+    mean: float
+    std: float          # sample std (n - 1); NaN when n < 2
+    low: float          # mean ± t(0.975, n-1) · std / sqrt(n); NaN when n < 2
+    high: float
+
+
+def t_interval(values) -> Interval:
+    x = np.asarray(values, dtype=float)
+    n, mean = len(x), float(np.mean(x)) if len(x) else math.nan
+    if n < 2:
+        return Interval(n, mean, math.nan, math.nan, math.nan)
+    std = float(np.std(x, ddof=1))
+    half = t_critical(n - 1) * std / math.sqrt(n)
+    return Interval(n, mean, std, mean - half, mean + half)
+
+
+def seed_summary(tasks: list[TaskData], results: list[Result]) -> tuple[Table, list[str]]:
+    """Per task (and AVG over tasks when there are several) and method: mean, std, n, 95% t-interval of the
+    official metric across seeds; then the paired difference best multi − best single, seed by seed."""
+    header = ["task", "method", "type", "n", "mean", "std", "ci95_low", "ci95_high", "share_multi_wins", "ties"]
+    rows, sentences = [], []
+    scopes = [t.name for t in tasks] + (["AVG"] if len(tasks) > 1 else [])
+    for scope in scopes:
+        score = (lambda r: r.avg) if scope == "AVG" else (lambda r, s=scope: r.official[s])
+        for method, type_ in methods_of(results):
+            iv = t_interval([score(r) for r in results if r.method == method])
+            rows.append([scope, method, type_, str(iv.n), *(cell(v) for v in (iv.mean, iv.std, iv.low, iv.high)), "", ""])
+        multi = _best_of_type(results, "multi", None if scope == "AVG" else scope)
+        single = _best_of_type(results, "single", None if scope == "AVG" else scope)
+        if not (multi and single):
+            continue
+        by_point = {}
+        for r in results:
+            if r.method in (multi, single):
+                by_point.setdefault(r.point.folder, {})[r.method] = score(r)
+        diffs = [v[multi] - v[single] for v in by_point.values() if len(v) == 2]
+        iv = t_interval(diffs)
+        wins, ties = sum(d > 0 for d in diffs), sum(d == 0 for d in diffs)
+        rows.append([scope, f"{multi} - {single}", "paired_difference", str(iv.n),
+                     *(cell(v) for v in (iv.mean, iv.std, iv.low, iv.high)), cell(wins / len(diffs)), str(ties)])
+        sentences.append(f"- **{scope}**: best multi ({multi}) − best single ({single}) = {iv.mean:+.2f} pp, "
+                         f"95% CI [{cell(iv.low)}, {cell(iv.high)}] over {iv.n} seeds; multi better on {wins}/{iv.n} "
+                         f"seeds, tied on {ties}.")
+    return Table(header, rows), sentences
+
+
+def seed_markdown(sweep: Sweep, table: Table, sentences: list[str]) -> str:
+    seeds = ", ".join(p.values[0] for p in sweep.points)
+    method_rows = Table(table.columns[:8], [r[:8] for r in table.rows if r[2] != "paired_difference"])
+    paired = Table([c for i, c in enumerate(table.columns) if i != 2],
+                   [[c for i, c in enumerate(r) if i != 2] for r in table.rows if r[2] == "paired_difference"])
+    lines = [f"# Across seeds: `{sweep.folder.name}`", "",
+             f"Seeds {seeds}; teachers and their logits are the base run's (seed "
+             f"{sweep.base.seed}) at every seed, so the spread is the students' alone. Metric: each task's official "
+             "metric on eval (%). std is the sample standard deviation; the interval is mean ± t(0.975, n−1)·std/√n.",
+             "", method_rows.to_markdown().rstrip(), "",
+             "## Best multi-teacher − best single-teacher student, paired by seed", "",
+             "Best = the method of that type with the highest mean across seeds (chosen on eval, for both sides). "
+             "A win is a strictly higher metric at the same seed.", ""]
+    if paired.rows:
+        lines += [paired.to_markdown().rstrip(), "", *sentences]
+    else:
+        lines.append("No comparison: the sweep has no multi-teacher or no single-teacher student.")
+    return "\n".join(lines) + "\n"
+
+
+def run_seeds(run_dir, seeds: list[str], name: str = "seeds", strategies=None, single=True, baseline=True,
+              recompute=False, log=print) -> Path:
+    """The students retrained at every seed; returns RUN/sweeps/<name> with seed_summary.csv/.md."""
+    if not seeds:
+        raise MtkdError("--seeds needs at least one seed, e.g. --seeds 1,2,3")
+    sweep = plan(run_dir, [Param("seed", tuple(dict.fromkeys(seeds)))], name, strategies, single, baseline)
+    tasks, results = execute(sweep, recompute, log)
+    table, sentences = seed_summary(tasks, results)
+    write_outputs(sweep, tasks, results, {"seed_summary.csv": table.to_csv(),
+                                          "seed_summary.md": seed_markdown(sweep, table, sentences)})
+    return sweep.folder

@@ -1,0 +1,151 @@
+"""Sweeps, grids and seeds on tiny models: only students are retrained; the statistics by hand."""
+import csv
+import math
+import re
+import sys
+
+import numpy as np
+import pytest
+
+from mtkd.cli import main
+from mtkd.sweeps import Point, Result, seed_summary, t_critical, t_interval
+from mtkd.tasks import TaskData
+
+TINY = """
+name: tiny
+seed: 7
+tasks: [{name: demo, demo_size: 300}]
+teachers:
+  - {name: t1, model: tiny, epochs: 1, lr: 1.0e-3, max_length: 32}
+  - {name: tf, kind: tfidf}
+student: {model: tiny, layers: 1, epochs: 1, lr: 2.0e-3, max_length: 32}
+distill: {strategies: [average]}
+"""
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sweeps")
+    (d / "tiny.yaml").write_text(TINY)
+    assert main(["evaluate", str(d / "tiny.yaml"), "--out", str(d / "base")]) == 0
+    return d / "base"
+
+
+def rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def student_logits(point, method="multi_average"):
+    return np.load(point / "demo" / "students" / method / "logits_eval.npy")
+
+
+def assert_reused(point, base):
+    """The point's teacher and logit files are the base run's (hard links; a copy keeps the mtime)."""
+    for rel in ("teachers/t1/manifest.json", "teachers/tf/manifest.json", "logits/t1/train.npy"):
+        a, b = (point / "demo" / rel).stat(), (base / "demo" / rel).stat()
+        assert a.st_ino == b.st_ino or a.st_mtime_ns == b.st_mtime_ns, rel
+
+
+def test_temperature_sweep_retrains_only_students(base, capsys):
+    capsys.readouterr()
+    assert main(["sweep", str(base), "--param", "distill.temperature=1,4"]) == 0
+    log = capsys.readouterr().out
+    folder = base / "sweeps" / "T"
+    table = rows(folder / "sweep_results.csv")
+    assert [(r["point"], r["T"], r["method"]) for r in table] == [
+        (f"T={t}", t, m) for t in ("1", "4") for m in ("no_kd", "kd_t1", "kd_tf", "multi_average")]
+    assert all(r["demo_acc"] == r["AVG"] for r in table)
+    # teachers and logits found cached in every point, never rebuilt; the baseline comes from the base run
+    assert not re.search(r"build .*/(teachers|logits)/", log)
+    assert re.search(r"cached .*T=4/demo/teachers/t1", log)
+    for t in ("1", "4"):
+        assert_reused(folder / f"T={t}", base)
+        assert not (folder / f"T={t}" / "demo" / "students" / "no_kd").exists()
+    assert {r["trained_in"] for r in table if r["method"] == "no_kd"} == {"base run"}
+    assert not np.array_equal(student_logits(folder / "T=1"), student_logits(folder / "T=4"))
+    assert (folder / "sweep_T.png").read_bytes().startswith(PNG)
+    # best.md names the point(s) of the highest AVG, computed from the results
+    multi = [r for r in table if r["method"] == "multi_average"]
+    top = max(float(r["AVG"]) for r in multi)
+    best_line = next(l for l in (folder / "best.md").read_text().splitlines() if l.startswith("| multi_average"))
+    if len({r["AVG"] for r in multi}) > 1:
+        assert best_line.split("|")[3].strip() == ", ".join(r["point"] for r in multi if float(r["AVG"]) == top)
+    assert f"{top:.2f}" in best_line
+
+
+def test_grid_writes_annotated_heatmaps(base):
+    assert main(["sweep", str(base), "--param", "distill.temperature=1,4", "--param", "distill.alpha=0.5,0.9",
+                 "--name", "grid"]) == 0
+    folder = base / "sweeps" / "grid"
+    table = rows(folder / "sweep_results.csv")
+    assert sorted({r["point"] for r in table}) == ["T=1_alpha=0.5", "T=1_alpha=0.9", "T=4_alpha=0.5", "T=4_alpha=0.9"]
+    means = {m: np.mean([float(r["demo_acc"]) for r in table if r["method"] == m]) for m in ("kd_t1", "kd_tf")}
+    best_single = max(means, key=means.get)
+    for method in ("multi_average", best_single):
+        assert (folder / f"grid_demo_{method}.png").read_bytes().startswith(PNG)
+    assert (folder / "best.md").is_file() and not list(folder.glob("sweep_*.png"))
+
+
+def test_seeds_summary(base):
+    assert main(["seeds", str(base), "--seeds", "1,2"]) == 0
+    folder = base / "sweeps" / "seeds"
+    for s in ("1", "2"):
+        assert_reused(folder / f"seed={s}", base)
+        assert (folder / f"seed={s}" / "demo" / "students" / "no_kd").is_dir()   # the baseline depends on the seed
+    assert not np.array_equal(student_logits(folder / "seed=1", "no_kd"), student_logits(folder / "seed=2", "no_kd"))
+    summary = rows(folder / "seed_summary.csv")
+    methods = [r for r in summary if r["type"] != "paired_difference"]
+    assert [r["method"] for r in methods] == ["no_kd", "kd_t1", "kd_tf", "multi_average"]
+    for r in summary:
+        assert r["n"] == "2" and all(math.isfinite(float(r[c])) for c in ("mean", "std", "ci95_low", "ci95_high"))
+        assert float(r["ci95_low"]) <= float(r["mean"]) <= float(r["ci95_high"])
+    (paired,) = [r for r in summary if r["type"] == "paired_difference"]
+    assert paired["method"].startswith("multi_average - kd_")
+    assert 0.0 <= float(paired["share_multi_wins"]) <= 1.0
+    assert "paired by seed" in (folder / "seed_summary.md").read_text()
+
+
+def test_t_interval_by_hand(monkeypatch):
+    iv = t_interval([1.0, 2.0, 3.0])
+    assert (iv.n, iv.mean, iv.std) == (3, 2.0, 1.0)
+    assert iv.high - iv.mean == pytest.approx(4.303 / math.sqrt(3), rel=1e-3)
+    assert iv.mean - iv.low == pytest.approx(iv.high - iv.mean)
+    assert math.isnan(t_interval([5.0]).low) and math.isnan(t_interval([5.0]).std)
+    monkeypatch.setitem(sys.modules, "scipy", None)           # without scipy: the table, then the expansion
+    assert t_critical(2) == 4.303 and t_critical(30) == 2.042
+    assert t_critical(40) == pytest.approx(2.0211, abs=1e-3)
+    assert t_interval([1.0, 2.0, 3.0]).high == pytest.approx(2 + 4.303 / math.sqrt(3))
+
+
+def test_paired_difference_by_hand():
+    task = TaskData("demo", ("neg", "pos"), "accuracy", {})
+    scores = {"kd_a": [81, 81, 81], "kd_b": [70, 70, 70], "multi_x": [80, 82, 84], "multi_y": [60, 60, 60]}
+    types = {"kd_a": "single", "kd_b": "single", "multi_x": "multi", "multi_y": "multi"}
+    results = [Result(Point(f"seed={s}", (str(s),), None), m, types[m], "point", {}, {"demo": float(v[s])}, float(v[s]))
+               for s in range(3) for m, v in scores.items()]
+    table, sentences = seed_summary([task], results)
+    (row,) = [r for r in table.rows if r[2] == "paired_difference"]
+    half = 4.303 * 2 / math.sqrt(3)                               # diffs -1, 1, 3: mean 1, std 2
+    assert row[:6] == ["demo", "multi_x - kd_a", "paired_difference", "3", "1.00", "2.00"]
+    assert float(row[6]) == pytest.approx(1 - half, abs=0.01) and float(row[7]) == pytest.approx(1 + half, abs=0.01)
+    assert row[8:] == ["0.67", "0"] and "2/3 seeds" in sentences[0]
+
+
+@pytest.mark.parametrize("param,phrase", [
+    ("distill.temprature=1,2", "did you mean 'distill.temperature'"),
+    ("teachers.0.lr=1e-3,1e-4", "only student-side params"),
+    ("tasks.0.demo_size=100", "only student-side params"),
+    ("student.lrr=1e-3", "did you mean 'lr'"),
+    ("distill.alpha=0.5,1.5", "distill.alpha must be in [0, 1]"),
+    ("distill.temperature", "must look like key=v1,v2"),
+])
+def test_bad_params_are_one_line_errors(base, capsys, param, phrase):
+    before = sorted(p.name for p in (base / "sweeps").glob("*")) if (base / "sweeps").is_dir() else []
+    capsys.readouterr()
+    assert main(["sweep", str(base), "--param", param, "--name", "bad"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("mtkd: error:") and phrase in err, err
+    after = sorted(p.name for p in (base / "sweeps").glob("*")) if (base / "sweeps").is_dir() else []
+    assert after == before
