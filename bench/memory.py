@@ -66,7 +66,7 @@ def child(args):
     before = rss_mb()
     per_epoch = -(-len(texts) // 32)
     with tempfile.TemporaryDirectory() as work:
-        train(model, data, labels, TrainSpec(epochs=args.steps / per_epoch, lr=1e-4, batch_size=32), loss_fn, Path(work))
+        train(model, data, TrainSpec(epochs=args.steps / per_epoch, lr=1e-4, batch_size=32), loss_fn, Path(work))
     print(json.dumps({"k": args.k, "logits_mb": cached.numel() * 4 / 2**20, "encoded_mb": encoded_mb,
                       "tokens": int(data.lengths.sum()), "rss_before_mb": before, "peak_steps_mb": hwm[0],
                       "peak_train_mb": rss_mb("VmHWM"),
