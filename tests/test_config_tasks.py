@@ -148,3 +148,40 @@ def test_real_glue_files_load():
         d = load_task(TaskConfig(name=name, glue_dir=str(GLUE), max_train_examples=500))
         assert len(d.splits["eval"]) == n_eval
         assert len(set(d.splits["eval"].labels.tolist())) == d.num_labels
+
+
+def test_hf_loader_maps_glue_columns(monkeypatch):
+    """The real `datasets` code path, offline: load_dataset is replaced by real Dataset objects in
+    the hub's glue/mnli layout (premise, hypothesis, ClassLabel label)."""
+    import datasets
+
+    names = ["entailment", "neutral", "contradiction"]
+    feats = datasets.Features({"premise": datasets.Value("string"), "hypothesis": datasets.Value("string"),
+                               "label": datasets.ClassLabel(names=names), "idx": datasets.Value("int32")})
+
+    def rows(n):
+        return {"premise": [f"p{i}" for i in range(n)], "hypothesis": [f"h{i}" for i in range(n)],
+                "label": [i % 3 for i in range(n)], "idx": list(range(n))}
+    calls = []
+
+    def fake_load_dataset(path, name):
+        calls.append((path, name))
+        return datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows(30), features=feats),
+                                     "validation_matched": datasets.Dataset.from_dict(rows(6), features=feats)})
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    d = load_task(TaskConfig(name="mnli", source="hf"))
+    assert calls == [("glue", "mnli")]
+    assert d.label_names == tuple(names)
+    assert d.splits["eval"].texts[:2] == [("p0", "h0"), ("p1", "h1")]
+    assert d.splits["eval"].labels.tolist() == [0, 1, 2, 0, 1, 2]
+
+
+def test_hf_loader_offline_is_one_line(monkeypatch):
+    import datasets
+
+    def offline(*a, **k):
+        raise ConnectionError("Couldn't reach the Hugging Face Hub\nmore lines")
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(MtkdError) as e:
+        load_task(TaskConfig(name="sst2", source="hf"))
+    assert "could not load glue/sst2" in str(e.value) and "\n" not in str(e.value)

@@ -151,3 +151,31 @@ def test_online_mode_matches_cached(tiny_cfg, tiny_run, tmp_path):
     online = np.load(out / "demo" / "students" / "multi_average" / "logits_eval.npy")
     cached = np.load(tiny_run / "demo" / "students" / "multi_average" / "logits_eval.npy")
     np.testing.assert_allclose(online, cached, atol=1e-3)
+
+
+def test_two_tasks_share_one_table(tmp_path):
+    """A run may name several tasks (here the demo and a 3-class user file): each gets its own
+    teachers, logits and students, and its column in the one table; AVG averages the official metrics."""
+    rng = np.random.default_rng(0)
+    words = ["red", "green", "blue"]
+    lines = ["text,color"] + [f"{' '.join(rng.choice(words, 4))} {w},{w}" for w in rng.choice(words, 90)]
+    (tmp_path / "train.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "eval.csv").write_text("text,color\nred red red,red\nblue blue,blue\ngreen,green\n")
+    cfg = tmp_path / "two.yaml"
+    cfg.write_text(f"""
+tasks:
+  - {{name: demo, demo_size: 200}}
+  - {{name: colors, source: file, train_file: {tmp_path / 'train.csv'}, eval_file: {tmp_path / 'eval.csv'},
+     text_columns: [text], label_column: color, metric: f1}}
+teachers: [{{name: t1, model: tiny, epochs: 1, max_length: 16}}, {{name: tf, kind: tfidf}}]
+student: {{model: tiny, layers: 1, epochs: 1, max_length: 16}}
+distill: {{strategies: [average], single_teacher: false}}
+""")
+    out = tmp_path / "run"
+    assert main(["run", str(cfg), "--out", str(out)]) == 0
+    lines = table(out).splitlines()
+    assert lines[0] == "method,type,demo_acc,colors_f1,colors_acc,AVG"
+    tf = dict(zip(lines[0].split(","), next(l for l in lines if l.startswith("tf,")).split(",")))
+    assert float(tf["colors_acc"]) == 100.0                      # TF-IDF reads the colour word
+    assert float(tf["AVG"]) == pytest.approx((float(tf["demo_acc"]) + float(tf["colors_f1"])) / 2, abs=0.01)
+    assert (out / "colors" / "eval" / "manifest.json").is_file() and (out / "demo" / "eval" / "manifest.json").is_file()
