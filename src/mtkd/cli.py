@@ -47,6 +47,13 @@ def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="mtkd", description="Multi-teacher knowledge distillation of text classifiers.")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", required=True)
+    add_parser = sub.add_parser
+
+    def with_debug(*a, **k):   # --debug is accepted after the command too
+        sp = add_parser(*a, **k)
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+        return sp
+    sub.add_parser = with_debug
 
     d = sub.add_parser("demo", help="the built-in demo, end to end, offline")
     d.add_argument("--out", default="runs/demo")

@@ -56,7 +56,7 @@ def _sentence(rng: random.Random, pos, neg):
         return f"{a}, but {b}", lb
     if form < 0.85:
         return f"although {a}, {b}", lb
-    return f"{a} and {b}", (la if la == lb else lb)
+    return f"{a} and {b}", lb   # the last clause decides, as after 'but'
 
 
 def generate(n: int, seed: int, split: str, noise: float = 0.1):

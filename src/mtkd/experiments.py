@@ -55,7 +55,11 @@ class Run:
         if until not in STAGES:
             raise MtkdError(f"unknown stage '{until}'; stages: {', '.join(STAGES)}")
         upto = STAGES.index(until)
-        tasks = [load_task(t, self.cfg.seed) for t in self.cfg.tasks]   # bad data fails before anything is written
+        from accelerate import PartialState
+        if PartialState().num_processes > 1:
+            raise MtkdError("multi-process runs (accelerate launch --num_processes > 1) are not supported yet; "
+                            "run one process (it uses the GPU when there is one)")
+        tasks = [load_task(t) for t in self.cfg.tasks]   # bad data fails before anything is written
         self._prepare()
         if self.cfg.threads:
             torch.set_num_threads(self.cfg.threads)
@@ -102,7 +106,8 @@ class Run:
 
     # ------------------------------------------------------------------ stages
     def _data_stage(self, task: TaskData):
-        key = {"task": task.name, "label_names": task.label_names, "fingerprints": task.fingerprints()}
+        key = {"task": task.name, "label_names": task.label_names, "metric": task.metric,
+               "fingerprints": task.fingerprints()}
 
         def build(tmp, work):
             for name, s in task.splits.items():
@@ -119,13 +124,17 @@ class Run:
         # the effective seed, once: a teacher pinned to the seed it would get anyway has the same key,
         # so a seed sweep that pins its teachers reuses them (and keys of unpinned teachers are unchanged)
         fps = task.fingerprints()
-        return {"teacher": dataclasses.asdict(dataclasses.replace(t, seed=None)), "seed": self._teacher_seed(t),
-                "label_names": task.label_names,
-                "fingerprints": {"train": fps["train"], "validation": fps["validation"]}}
+        key = {"teacher": dataclasses.asdict(dataclasses.replace(t, seed=None)), "seed": self._teacher_seed(t),
+               "label_names": task.label_names,
+               "fingerprints": {"train": fps["train"], "validation": fps["validation"]}}
+        if t.kind == "hf":
+            key["length_grouping"] = self.cfg.length_grouping
+        return key
 
     def _teacher_stage(self, task: TaskData, t):
         def build(tmp, work):
-            teacher = make_teacher(t, task.label_names, self._teacher_seed(t), self.cfg.eval_batch_size)
+            teacher = make_teacher(t, task.label_names, self._teacher_seed(t), self.cfg.eval_batch_size,
+                                   self.cfg.length_grouping)
             teacher.fit(task.splits["train"], task.splits["validation"], work)
             teacher.save(tmp / "model")
             return {"teacher": t.name}
@@ -133,12 +142,11 @@ class Run:
 
     def _logits_key(self, task: TaskData, t) -> dict:
         teacher_manifest = read_json(self.out / task.name / "teachers" / t.name / "manifest.json")
-        return {"teacher": t.name, "teacher_outputs": teacher_manifest["outputs"], "label_names": task.label_names,
-                "fingerprints": task.fingerprints()}
+        return {"teacher": self._teacher_key(task, t), "teacher_outputs": teacher_manifest["outputs"],
+                "label_names": task.label_names, "fingerprints": task.fingerprints()}
 
     def _logits_stage(self, task: TaskData, t):
         tdir = self.out / task.name / "teachers" / t.name
-        self._teacher_stage(task, t)   # verifies the teacher folder (cheap when cached)
 
         def build(tmp, work):
             teacher = load_teacher(t, task.label_names, self.cfg.seed, tdir / "model", self.cfg.eval_batch_size)
@@ -159,10 +167,13 @@ class Run:
 
     def _student_stage(self, task: TaskData, s: Student):
         cfg, st, d = self.cfg, self.cfg.student, self.cfg.distill
-        key = {"student": dataclasses.asdict(st), "method": s.method, "seed": cfg.seed, "label_names": task.label_names,
+        student = dataclasses.asdict(st)
+        if s.strategy not in LEARNABLE:   # the gate's settings do not touch other students
+            student = {k: v for k, v in student.items() if not k.startswith("gate_")}
+        key = {"student": student, "method": s.method, "seed": cfg.seed, "label_names": task.label_names,
                "fingerprints": task.fingerprints(), "length_grouping": cfg.length_grouping}
-        if s.type != "baseline":
-            key.update(temperature=d.temperature, alpha=d.alpha, strategy=s.strategy, mode=d.mode,
+        if s.type != "baseline":   # the metric picks the `weighted` teacher scores
+            key.update(temperature=d.temperature, alpha=d.alpha, strategy=s.strategy, mode=d.mode, metric=task.metric,
                        teachers={n: read_json(self.out / task.name / "logits" / n / "manifest.json")["outputs"]
                                  for n in s.teachers})
 
@@ -237,7 +248,7 @@ class Run:
         inputs = {f"logits/{n}": read_json(tdir / "logits" / n / "manifest.json")["outputs"] for n in teachers}
         inputs.update({f"students/{s.method}": read_json(tdir / "students" / s.method / "manifest.json")["outputs"]
                        for s in students})
-        key = {"task": task.name, "fingerprints": task.fingerprints(), "inputs": inputs,
+        key = {"task": task.name, "metric": task.metric, "fingerprints": task.fingerprints(), "inputs": inputs,
                "temperature": self.cfg.distill.temperature, "alpha": self.cfg.distill.alpha}
 
         def build(tmp, work):

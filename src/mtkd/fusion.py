@@ -16,7 +16,7 @@ import torch.nn as nn
 class FusionContext:
     temperature: float
     teacher_scores: torch.Tensor | None = None   # [K] each teacher's metric on the validation split
-    features: torch.Tensor | None = None         # [B, H] student's [CLS] embedding (learned_gating)
+    features: torch.Tensor | None = None         # [B, H] the student's pooled embedding (learned_gating)
 
 
 def average(logits: torch.Tensor, ctx: FusionContext) -> torch.Tensor:
@@ -56,7 +56,7 @@ def best_per_sample(logits: torch.Tensor, ctx: FusionContext) -> torch.Tensor:
 
 class LearnedGating(nn.Module):
     """p = sigma(sum_k g_k(h) z_k / T), g(h) = softmax(MLP(h)) over teachers, h = the student's
-    [CLS] embedding (detached, so the gate does not steer the student's features). Trained
+    pooled embedding, the one its head sees ([CLS] or mean of tokens; detached, so the gate does not steer the student's features). Trained
     jointly with the student through the KD loss, as in the study. Initialised to uniform
     weights (last layer zero), so it starts as `average`."""
 

@@ -83,7 +83,7 @@ def verify_run(run_dir: Path) -> tuple[list[str], list[str]]:
     cfg = load_config(run_dir / "config.yaml")
     lines, problems = [], []
     for tcfg in cfg.tasks:
-        task = load_task(tcfg, cfg.seed)
+        task = load_task(tcfg)
         fps = task.fingerprints()
         for teacher in cfg.teachers:
             folder = run_dir / task.name / "logits" / teacher.name

@@ -75,11 +75,14 @@ def _load_classifier(model: str, num_labels: int, layers: int | None, seed: int,
         raise MtkdError(f"could not load model '{model}': {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
 
 
-def load_saved_classifier(folder: Path):
+def load_saved_classifier(folder: Path, trust_remote_code: bool = False):
+    """A classifier saved by mtkd (safetensors), on this process's device (the GPU when there is one)."""
+    from accelerate import PartialState
     from transformers import AutoModelForSequenceClassification
     _quiet_transformers()
-    model = AutoModelForSequenceClassification.from_pretrained(str(folder), use_safetensors=True)
-    return with_pooling(model, getattr(model.config, "mtkd_pooling", "cls"))
+    model = AutoModelForSequenceClassification.from_pretrained(str(folder), use_safetensors=True,
+                                                               trust_remote_code=trust_remote_code)
+    return with_pooling(model, getattr(model.config, "mtkd_pooling", "cls")).to(PartialState().device)
 
 
 def resolve_pooling(pooling: str, model: str) -> str:

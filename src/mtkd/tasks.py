@@ -128,7 +128,7 @@ def resolve_source(cfg: TaskConfig) -> str:
     return "builtin" if cfg.name == "demo" else "glue_dir" if cfg.glue_dir else "file" if cfg.train_file else "hf"
 
 
-def load_task(cfg: TaskConfig, seed: int = 0) -> TaskData:
+def load_task(cfg: TaskConfig) -> TaskData:
     spec = REGISTRY.get(cfg.name)
     source = resolve_source(cfg)
     if source in ("builtin", "hf", "glue_dir") and spec is None:

@@ -108,11 +108,8 @@ class Trainer:
 def train(model, data: Encoded, spec: TrainSpec, loss_fn: LossFn, work_dir: Path,
           extra: torch.nn.Module | None = None, want_features: bool = False, desc: str = "train"):
     """Train `model` (and `extra`) in place; a checkpoint in `work_dir` after every epoch, resumed
-    from when present. Under `accelerate launch`, each process takes every world-th batch."""
-    from accelerate import PartialState
-    state = PartialState()
-    world, rank = state.num_processes, state.process_index
-    per_epoch = math.ceil(math.ceil(len(data) / spec.batch_size) / world)
+    from when present. One process (on its GPU when there is one)."""
+    per_epoch = math.ceil(len(data) / spec.batch_size)
     total = max(1, round(spec.epochs * per_epoch))
     torch.manual_seed(spec.seed)
     trainer = Trainer(model, data, spec, loss_fn, total, extra, want_features)
@@ -127,10 +124,10 @@ def train(model, data: Encoded, spec: TrainSpec, loss_fn: LossFn, work_dir: Path
         start_epoch, step = _load_checkpoint(ckpt, unwrap(trainer.model), trainer.extra, trainer.optimizer,
                                              trainer.scheduler)
 
-    bar = tqdm(total=total, initial=step, desc=desc, leave=False, disable=None if state.is_main_process else True)
+    bar = tqdm(total=total, initial=step, desc=desc, leave=False, disable=None)
     trainer.model.train()
     for epoch in range(start_epoch, math.ceil(total / per_epoch)):
-        for batch_idx in epoch_batches(data.lengths, spec.batch_size, spec.seed, epoch, spec.group_by_length)[rank::world]:
+        for batch_idx in epoch_batches(data.lengths, spec.batch_size, spec.seed, epoch, spec.group_by_length):
             if step >= total:
                 break
             loss = trainer.step(batch_idx)
@@ -138,12 +135,9 @@ def train(model, data: Encoded, spec: TrainSpec, loss_fn: LossFn, work_dir: Path
             bar.update(1)
             if step % 20 == 0:  # the only host sync in the loop: logging
                 bar.set_postfix(loss=f"{loss.item():.4f}")
-        if state.is_main_process:
-            failpoint("train:before_checkpoint")
-            _save_checkpoint(ckpt, unwrap(trainer.model), trainer.extra, trainer.optimizer, trainer.scheduler,
-                             epoch + 1, step)
-            failpoint("train:after_checkpoint")
-        state.wait_for_everyone()
+        failpoint("train:before_checkpoint")
+        _save_checkpoint(ckpt, unwrap(trainer.model), trainer.extra, trainer.optimizer, trainer.scheduler, epoch + 1, step)
+        failpoint("train:after_checkpoint")
     bar.close()
     model = unwrap(trainer.model)
     model.eval()
@@ -158,7 +152,8 @@ def _save_checkpoint(ckpt: Path, model, extra, optimizer, scheduler, epoch: int,
     if extra is not None:
         save_model(extra, str(tmp / "extra.safetensors"))
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": torch.get_rng_state()}, tmp / "train_state.pt")
+                "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}, tmp / "train_state.pt")
     (tmp / "state.json").write_text(json.dumps({"epoch": epoch, "step": step}))
     old = ckpt.with_name(ckpt.name + ".old")
     if ckpt.exists():
@@ -176,20 +171,20 @@ def _load_checkpoint(ckpt: Path, model, extra, optimizer, scheduler) -> tuple[in
     optimizer.load_state_dict(ts["optimizer"])
     scheduler.load_state_dict(ts["scheduler"])
     torch.set_rng_state(ts["rng"])
+    if ts.get("cuda_rng"):
+        torch.cuda.set_rng_state_all(ts["cuda_rng"])
     return state["epoch"], state["step"]
 
 
 @torch.inference_mode()
-def predict(model, data: Encoded, batch_size: int = 128, pad_to: int | None = None, sort: bool = True) -> np.ndarray:
+def predict(model, data: Encoded, batch_size: int = 128) -> np.ndarray:
     """float32 logits [N, C] in the original order. Length-sorted, dynamically padded batches;
     autocast (bf16/fp16) when on GPU."""
     model.eval()
     device = next(model.parameters()).device
     out = None
-    batches = sorted_batches(data.lengths, batch_size) if sort else \
-        [np.arange(i, min(i + batch_size, len(data))) for i in range(0, len(data), batch_size)]
-    for idx in batches:
-        batch = {k: v.to(device) for k, v in data.batch(idx, pad_to=pad_to).items()}
+    for idx in sorted_batches(data.lengths, batch_size):
+        batch = {k: v.to(device) for k, v in data.batch(idx).items()}
         with torch.autocast(device.type, enabled=device.type == "cuda"):
             logits = model(**batch).logits.float().cpu().numpy()
         if out is None:

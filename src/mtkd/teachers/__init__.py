@@ -20,10 +20,11 @@ class Teacher(Protocol):
     def save(self, folder: Path) -> None: ...
 
 
-def make_teacher(cfg: TeacherConfig, label_names, seed: int, eval_batch_size: int = 128) -> Teacher:
+def make_teacher(cfg: TeacherConfig, label_names, seed: int, eval_batch_size: int = 128,
+                 group_by_length: bool = True) -> Teacher:
     if cfg.kind == "hf":
         from .hf import HFTeacher
-        return HFTeacher(cfg, label_names, seed, eval_batch_size)
+        return HFTeacher(cfg, label_names, seed, eval_batch_size, group_by_length)
     if cfg.kind == "tfidf":
         from .classic import TfidfTeacher
         return TfidfTeacher(cfg, label_names, seed)

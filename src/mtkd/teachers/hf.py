@@ -14,8 +14,10 @@ from ..train import TrainSpec, predict, train
 
 
 class HFTeacher:
-    def __init__(self, cfg: TeacherConfig, label_names, seed: int, eval_batch_size: int = 128):
+    def __init__(self, cfg: TeacherConfig, label_names, seed: int, eval_batch_size: int = 128,
+                 group_by_length: bool = True):
         self.cfg, self.label_names, self.eval_batch_size = cfg, tuple(label_names), eval_batch_size
+        self.group_by_length = group_by_length
         self.seed = cfg.seed if cfg.seed is not None else seed
         self.tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code)
         self.model = None
@@ -28,7 +30,7 @@ class HFTeacher:
 
         def loss_fn(logits, feats, idx):
             return kd_loss(logits, None, labels_t[idx].to(logits.device), 1.0, 0.0)
-        spec = TrainSpec(c.epochs, c.lr, c.batch_size, c.weight_decay, c.warmup_ratio, self.seed)
+        spec = TrainSpec(c.epochs, c.lr, c.batch_size, c.weight_decay, c.warmup_ratio, self.seed, self.group_by_length)
         self.model = train(self.model, data, spec, loss_fn, work_dir, desc=f"teacher {c.name}")
         return self
 
@@ -39,6 +41,6 @@ class HFTeacher:
         self.model.save_pretrained(folder, safe_serialization=True)
 
     def load(self, folder: Path) -> "HFTeacher":
-        self.model = load_saved_classifier(folder)
+        self.model = load_saved_classifier(folder, self.cfg.trust_remote_code)
         self.model.eval()
         return self
