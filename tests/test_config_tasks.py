@@ -31,6 +31,7 @@ def test_paper_config_parses_and_resolves():
 def test_resolved_config_round_trips(tmp_path):
     cfg = load_config(ROOT / "configs" / "sst2_cpu.yaml", ["distill.alpha=0.5", "tasks.0.max_train_examples=100"])
     assert cfg.distill.alpha == 0.5 and cfg.tasks[0].max_train_examples == 100
+    assert load_config(None, ["student.lr=1e-4"]).student.lr == 1e-4    # YAML 1.1 reads 1e-4 as a string
     again = load_config(write(tmp_path / "config.yaml", dump_yaml(cfg)))
     assert again == cfg
 

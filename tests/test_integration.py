@@ -18,9 +18,9 @@ def test_packaged_minilm_end_to_end(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("""
 name: minilm_it
-tasks: [{name: demo, demo_size: 500}]
+tasks: [{name: demo, demo_size: 800}]
 teachers:
-  - {name: minilm_l2, model: minilm, layers: 2, epochs: 2, lr: 1.0e-4, max_length: 40}
+  - {name: minilm_l2, model: minilm, layers: 2, epochs: 3, lr: 3.0e-4, max_length: 40}
   - {name: tfidf, kind: tfidf}
 student: {model: minilm, layers: 1, epochs: 2, lr: 2.0e-4, max_length: 40}
 distill: {strategies: [average, learned_gating]}
@@ -29,7 +29,7 @@ distill: {strategies: [average, learned_gating]}
     assert main(["run", str(cfg), "--out", str(out)]) == 0
     r = rows(out)
     assert set(r) == {"minilm_l2", "tfidf", "no_kd", "kd_minilm_l2", "kd_tfidf", "multi_average", "multi_learned_gating"}
-    assert float(r["minilm_l2"][2]) > 65.0              # a real pretrained encoder learns the task
+    assert float(r["minilm_l2"][2]) > 65.0              # a real pretrained encoder learns the task (73% here)
     base = np.load(out / "demo" / "students" / "no_kd" / "logits_eval.npy")
     kd = np.load(out / "demo" / "students" / "multi_average" / "logits_eval.npy")
     assert not np.allclose(base, kd)
@@ -41,12 +41,12 @@ distill: {strategies: [average, learned_gating]}
 def test_real_sst2_pipeline(tmp_path):
     out = tmp_path / "sst2"
     assert main(["run", str(Path(__file__).resolve().parents[1] / "configs" / "sst2_cpu.yaml"), "--out", str(out),
-                 f"tasks.0.glue_dir={GLUE}", "tasks.0.max_train_examples=1200",
+                 f"tasks.0.glue_dir={GLUE}", "tasks.0.max_train_examples=3000", "teachers.0.lr=1e-4",
                  "teachers.0.layers=3", "teachers.1.layers=1", "student.layers=1", "student.epochs=1",
                  "distill.strategies=[average,best_per_sample]"]) == 0
     r = rows(out)
     assert len((out / "sst2" / "eval" / "labels_eval.npy").read_bytes()) > 872 * 8   # all of GLUE dev
-    assert float(r["minilm_l6"][2]) > 75.0      # 3 layers, 1080 examples, 1 epoch: well above chance
-    assert float(r["tfidf"][2]) > 60.0
+    assert float(r["minilm_l6"][2]) > 72.0      # 3 layers, 2,700 examples, 1 epoch: 77% here
+    assert float(r["tfidf"][2]) > 68.0          # 75% here
     assert {"no_kd", "multi_average", "multi_best_per_sample"} <= set(r)
     assert (out / "report.html").is_file()

@@ -164,6 +164,11 @@ def _coerce(hint, value, where):
             raise MtkdError(f"config: '{where}' must be true or false, got {value!r}")
         return value
     if hint is float:
+        if isinstance(value, str):   # YAML 1.1 reads 1e-4 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise MtkdError(f"config: '{where}' must be a number, got {value!r}")
         if not math.isfinite(value):
