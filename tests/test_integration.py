@@ -50,3 +50,21 @@ def test_real_sst2_pipeline(tmp_path):
     assert float(r["tfidf"][2]) > 68.0          # 75% here
     assert {"no_kd", "multi_average", "multi_best_per_sample"} <= set(r)
     assert (out / "report.html").is_file()
+
+
+def test_demo_end_to_end(tmp_path):
+    """`mtkd demo` as the README runs it: teacher rows, the no-KD row, one single-teacher row per
+    teacher, one row per fusion strategy, numbers from training, and the report."""
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out)]) == 0
+    r = rows(out)
+    types = {m: v[1] for m, v in r.items()}
+    assert types == {"minilm_l6": "teacher", "minilm_l3": "teacher", "tfidf": "teacher", "no_kd": "baseline",
+                     "kd_minilm_l6": "single", "kd_minilm_l3": "single", "kd_tfidf": "single",
+                     "multi_average": "multi", "multi_weighted": "multi", "multi_best_per_sample": "multi",
+                     "multi_learned_gating": "multi"}
+    acc = {m: float(v[2]) for m, v in r.items()}
+    assert acc["minilm_l6"] > acc["tfidf"] + 10          # teachers of different strength
+    assert acc["no_kd"] > 70                              # the baseline learns
+    assert any(abs(acc[m] - acc["no_kd"]) > 1 for m in acc if m.startswith(("kd_", "multi_")))
+    assert (out / "report.html").is_file() and (out / "analysis" / "ranking_heatmap.png").is_file()

@@ -81,7 +81,7 @@ def gap_analysis(tasks: list[dict]) -> bytes:
         g_f = gaps[np.isfinite(gaps)]
         ax_gap.set_xlim(min(0.0, g_f.min() if g_f.size else 0.0) * 1.4 - 15, max(110.0, g_f.max() if g_f.size else 0.0) + 25)
         ax_gap.set_yticks(gy, [b[0] for b in students], fontsize=8)
-        ax_gap.set_xlabel("gap closed (%): 0 = baseline, 100 = best teacher")
+        ax_gap.set_xlabel("gap closed (%)\n0 = baseline, 100 = best teacher")
         ax_gap.set_title(f"{t['task']}: teacher-baseline gap closed", fontsize=10)
     handles = [Patch(color=c, label=TYPE_LABELS[k]) for k, c in TYPE_COLORS.items()]
     handles += [Line2D([], [], color="black", linestyle="--", linewidth=1, label="best teacher / 100% gap"),
