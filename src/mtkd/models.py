@@ -23,6 +23,14 @@ def _quiet_transformers():
     import transformers
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
+    quiet_hub()
+
+
+def quiet_hub():
+    """The hub client logs a warning per retry when offline; mtkd reports the failure in one line."""
+    import logging
+    for name in ("huggingface_hub", "datasets"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 

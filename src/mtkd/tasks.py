@@ -218,6 +218,9 @@ def _read_glue_tsv(path: Path, spec: TaskSpec) -> Split:
 def _load_hf(spec: TaskSpec):
     try:
         import datasets
+
+        from .models import quiet_hub
+        quiet_hub()
         ds = datasets.load_dataset("glue", spec.hf_config)
     except Exception as e:  # offline, hub down, bad config
         raise MtkdError(f"task '{spec.name}': could not load glue/{spec.hf_config} from the Hugging Face hub "
