@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from mtkd.fusion import STRATEGIES, FusionContext, LearnedGating, average, best_per_sample, entropy, make_strategy, \
-    prob_average, weighted
+from mtkd.fusion import STRATEGIES, FusionContext, LearnedGating, average, best_per_sample, calibrated_average, entropy, \
+    fit_temperature, make_strategy, prob_average, weighted
 from mtkd.losses import kd_loss
 
 # two teachers, one example, two classes
@@ -77,12 +77,13 @@ def test_learned_gating_starts_uniform_and_learns():
 def test_every_strategy_gives_distributions_and_reduces_to_single_teacher(name):
     torch.manual_seed(1)
     z = torch.randn(3, 6, 4) * 3
-    ctx = FusionContext(2.0, teacher_scores=torch.tensor([80.0, 60.0, 70.0]), features=torch.randn(6, 5))
+    ctx = FusionContext(2.0, teacher_scores=torch.tensor([80.0, 60.0, 70.0]), features=torch.randn(6, 5),
+                        teacher_temperatures=torch.tensor([0.5, 2.0, 1.5]))
     fuse = make_strategy(name, 3, 5)
     p = fuse(z, ctx)
     assert p.shape == (6, 4) and torch.all(p >= 0)
     torch.testing.assert_close(p.sum(-1), torch.ones(6))
-    one = make_strategy(name, 1, 5)(z[:1], FusionContext(2.0, torch.tensor([80.0]), ctx.features))
+    one = make_strategy(name, 1, 5)(z[:1], FusionContext(2.0, torch.tensor([80.0]), ctx.features, torch.tensor([1.0])))
     torch.testing.assert_close(one, torch.softmax(z[0] / 2.0, -1))   # single-teacher KD: softmax(z / T)
 
 
@@ -115,3 +116,17 @@ def test_kd_loss_alpha_zero_is_cross_entropy_and_zero_when_matching():
     assert kd_loss(s, torch.full((1, 3), 1 / 3), y, 6.0, 0.0)[0].item() == pytest.approx(ce.item())
     match = torch.softmax(s / 6.0, -1)
     assert kd_loss(s, match, y, 6.0, 1.0)[0].item() == pytest.approx(0.0, abs=1e-5)
+
+
+def test_calibrated_average_hand_computed():
+    # tau = [2, 0.5]: calibrated logits [1, 0] and [0, 2]; mean [0.5, 1.0]; T = 1
+    p = calibrated_average(Z, FusionContext(1.0, teacher_temperatures=torch.tensor([2.0, 0.5])))
+    np.testing.assert_allclose(p[0].numpy(), sm([0.5, 1.0]), rtol=1e-6)
+
+
+def test_fit_temperature_recovers_the_scale_of_overconfident_logits():
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(4000, 3, generator=g) * 2
+    y = torch.multinomial(torch.softmax(z, -1), 1, generator=g).squeeze(1)   # labels drawn from sigma(z)
+    assert fit_temperature(z, y) == pytest.approx(1.0, abs=0.1)              # calibrated: tau ~ 1
+    assert fit_temperature(3 * z, y) == pytest.approx(3.0, rel=0.1)          # 3x over-confident: tau ~ 3

@@ -1,4 +1,5 @@
 """End to end on tiny models built in code: the table, determinism, kill-and-resume, stale caches."""
+import json
 import os
 import shutil
 import signal
@@ -169,7 +170,7 @@ tasks:
      text_columns: [text], label_column: color, metric: f1}}
 teachers: [{{name: t1, model: tiny, epochs: 1, max_length: 16}}, {{name: tf, kind: tfidf}}]
 student: {{model: tiny, layers: 1, epochs: 1, max_length: 16}}
-distill: {{strategies: [average], single_teacher: false}}
+distill: {{strategies: [average, calibrated_average], single_teacher: false}}
 """)
     out = tmp_path / "run"
     assert main(["run", str(cfg), "--out", str(out)]) == 0
@@ -179,3 +180,5 @@ distill: {{strategies: [average], single_teacher: false}}
     assert float(tf["colors_acc"]) == 100.0                      # TF-IDF reads the colour word
     assert float(tf["AVG"]) == pytest.approx((float(tf["demo_acc"]) + float(tf["colors_f1"])) / 2, abs=0.01)
     assert (out / "colors" / "eval" / "manifest.json").is_file() and (out / "demo" / "eval" / "manifest.json").is_file()
+    taus = json.loads((out / "colors" / "students" / "multi_calibrated_average" / "manifest.json").read_text())
+    assert set(taus["teacher_calibration_temperatures"]) == {"t1", "tf"}      # fitted on validation, per teacher

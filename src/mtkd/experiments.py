@@ -15,7 +15,7 @@ from . import stages
 from .config import RunConfig, dump_yaml, load_config, to_dict
 from .errors import MtkdError
 from .faults import failpoint
-from .fusion import LEARNABLE, FusionContext, make_strategy
+from .fusion import LEARNABLE, FusionContext, fit_temperature, make_strategy
 from .io import atomic_write_json, atomic_write_text, load_npy, read_json, save_npy
 from .logits import SPLITS, check_array, read_logits, store_fields
 from .losses import kd_loss
@@ -198,6 +198,9 @@ class Run:
                       for v in val]
             info["teacher_validation_scores"] = dict(zip(s.teachers, scores))
             scores_t = torch.tensor(scores, dtype=torch.float32)
+            taus = [fit_temperature(v, task.splits["validation"].labels) for v in val]
+            info["teacher_calibration_temperatures"] = dict(zip(s.teachers, taus))
+            taus_t = torch.tensor(taus, dtype=torch.float32)
             source = self._target_source(task, s.teachers)
             torch.manual_seed(cfg.seed + 1)
             fuse = make_strategy(s.strategy, len(s.teachers), model.config.hidden_size, st.gate_hidden)
@@ -206,7 +209,7 @@ class Run:
 
             def loss_fn(logits, feats, idx):
                 dev = logits.device
-                target = fuse(source(idx).to(dev), FusionContext(d.temperature, scores_t.to(dev), feats))
+                target = fuse(source(idx).to(dev), FusionContext(d.temperature, scores_t.to(dev), feats, taus_t.to(dev)))
                 return kd_loss(logits, target, labels[idx].to(dev), d.temperature, d.alpha)
         spec = TrainSpec(st.epochs, st.lr, st.batch_size, st.weight_decay, st.warmup_ratio, cfg.seed,
                          cfg.length_grouping, st.gate_lr)

@@ -17,6 +17,7 @@ class FusionContext:
     temperature: float
     teacher_scores: torch.Tensor | None = None   # [K] each teacher's metric on the validation split
     features: torch.Tensor | None = None         # [B, H] the student's pooled embedding (learned_gating)
+    teacher_temperatures: torch.Tensor | None = None   # [K] calibration temperatures fitted on validation
 
 
 def average(logits: torch.Tensor, ctx: FusionContext) -> torch.Tensor:
@@ -38,6 +39,26 @@ def weighted(logits: torch.Tensor, ctx: FusionContext) -> torch.Tensor:
     s = ctx.teacher_scores.to(logits.dtype).clamp_min(0)
     w = s / s.sum() if s.sum() > 0 else torch.full_like(s, 1.0 / len(s))
     return torch.softmax(torch.einsum("k,kbc->bc", w, logits) / ctx.temperature, dim=-1)
+
+
+def fit_temperature(logits, labels) -> float:
+    """Temperature scaling (Guo et al., 2017): the tau > 0 minimising the NLL of sigma(z / tau)
+    against the labels, searched on a log grid from 0.05 to 20 (fit on the validation split)."""
+    z = torch.as_tensor(logits, dtype=torch.float64)
+    y = torch.as_tensor(labels, dtype=torch.long)
+    taus = torch.logspace(-1.3, 1.3, 261, dtype=torch.float64)
+    nll = torch.stack([torch.nn.functional.cross_entropy(z / t, y) for t in taus])
+    return float(taus[int(nll.argmin())])
+
+
+def calibrated_average(logits: torch.Tensor, ctx: FusionContext) -> torch.Tensor:
+    """p = sigma((1/K) sum_k (z_k / tau_k) / T), tau_k = teacher k's calibration temperature on the
+    validation split (fit_temperature): over-confident teachers are tempered before they are pooled,
+    so no teacher dominates the mean by being sure rather than right."""
+    if ctx.teacher_temperatures is None:
+        raise ValueError("calibrated_average needs teacher_temperatures (fitted on validation)")
+    tau = ctx.teacher_temperatures.to(logits.dtype).view(-1, 1, 1)
+    return torch.softmax((logits / tau).mean(0) / ctx.temperature, dim=-1)
 
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -82,6 +103,7 @@ STRATEGIES = {
     "weighted": weighted,
     "best_per_sample": best_per_sample,
     "learned_gating": LearnedGating,
+    "calibrated_average": calibrated_average,
 }
 LEARNABLE = {"learned_gating"}
 
