@@ -44,7 +44,7 @@ def main():
     if args.quick:
         args.n, args.reps, args.layers = 64, 1, 1
 
-    from mtkd.models import Encoded, encode, load_classifier, load_tokenizer
+    from mtkd.models import encode, load_classifier, load_tokenizer
     from mtkd.train import predict, sorted_batches
     print(machine_info())
     texts, _, C, what = load_sentences(args.n, args.glue_dir)

@@ -45,7 +45,7 @@ def main():
 
     from mtkd.fusion import FusionContext, LearnedGating, average
     from mtkd.losses import kd_loss
-    from mtkd.models import Encoded, encode, load_classifier, load_tokenizer
+    from mtkd.models import encode, load_classifier, load_tokenizer
     from mtkd.train import predict
     print(machine_info())
     texts, labels, C, what = load_sentences(args.n, args.glue_dir)

@@ -1,7 +1,6 @@
 """Config parsing and validation, task loaders (GLUE TSV layouts, user files), metrics."""
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from mtkd.config import TaskConfig, dump_yaml, load_config

@@ -326,16 +326,11 @@ class Run:
             r["AVG"] = sum(vals) / len(vals) if len(vals) == len(official) and vals else None
         header = ["method", "type", *columns, "AVG"]
         fmt = lambda v: "" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(header)
-        for r in table:
-            w.writerow([fmt(r.get(c)) for c in header])
-        md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        md += ["| " + " | ".join(fmt(r.get(c)) for c in header) + " |" for r in table]
+        from .report.tables import Table
+        t = Table(header, [[fmt(r.get(c)) for c in header] for r in table])
         res = self.out / "results"
-        atomic_write_text(res / "master_results.csv", buf.getvalue())
-        atomic_write_text(res / "master_results.md", "\n".join(md) + "\n")
+        atomic_write_text(res / "master_results.csv", t.to_csv())
+        atomic_write_text(res / "master_results.md", t.to_markdown())
         return res / "master_results.csv"
 
 
