@@ -194,9 +194,32 @@ def test_config_not_utf8(capsys, tmp_path):
     ("teachers.5.lr=1", "override 'teachers.5.lr': no list item 5"),
     ("name.first=1", "override 'name.first': 'name' holds 'tiny', not a mapping"),
     ("seed.value=1", "'seed' must be an integer, got {'value': 1}"),
+    # names that would merge rows of the master table or share a folder
+    ("teachers.1.name=no_kd", "teacher name 'no_kd' collides with the students' names"),
+    ("teachers.1.name=kd_t1", "teacher name 'kd_t1' collides with the students' names"),
+    ("teachers.1.name=multi_average", "teacher name 'multi_average' collides"),
+    ("teachers.1.name=T1", "teacher names must differ in more than upper/lower case"),
+    ("distill.strategies=[average,weighted,average]", "distill.strategies lists 'average' twice"),
+    ("teachers.1.crossfit=1", "teachers.tf.crossfit must be 0 (off) or a number of folds >= 2, got 1"),
+    ("seeds=[]", "'seeds' is empty"),
+    ("seeds=[4,1,4]", "seeds lists 4 twice"),
+    ("seeds=[4,-1]", "seeds must be >= 0, got -1"),
 ])
 def test_bad_value_or_override(capsys, tmp_path, override, phrase):
     refused_config(capsys, tmp_path, TINY, phrase, [override])
+
+
+def test_seeds_not_starting_with_the_run_seed(capsys, tmp_path):
+    refused_config(capsys, tmp_path, TINY, "seeds must start with the run seed (seed: 3), got [1, 2]", ["seed=3", "seeds=[1,2]"])
+
+
+def test_zero_seeds_on_the_command_line(capsys, tmp_path):
+    refused(capsys, ["run", config(tmp_path), "--out", tmp_path / "run", "--seeds", "0"], "--seeds must be >= 1, got 0", tmp_path)
+
+
+def test_crossfit_with_more_folds_than_examples(capsys, tmp_path):
+    text = TINY.replace("{name: tf, kind: tfidf}", "{name: tf, kind: tfidf, crossfit: 500}")
+    refused_config(capsys, tmp_path, text, "teacher tf crossfit: 500 folds need at least 500 training examples, the task has 180")
 
 
 # ---------------------------------------------------------------- data files

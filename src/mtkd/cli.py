@@ -65,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
         r.add_argument("config", help="config YAML (or a run directory holding config.yaml)")
         r.add_argument("--out", help="run directory (default: the config's run directory or runs/<name>)")
         r.add_argument("--recompute", action="store_true", help="rebuild stale cached stages instead of refusing them")
+        r.add_argument("--seeds", type=int, metavar="N",
+                       help="train every student at N seeds: the run seed, then 1, 2, 3, ... (teachers once)")
         r.add_argument("overrides", nargs="*", default=[], help="key=value config overrides, e.g. distill.alpha=0.5")
     run_like("run", "run the whole pipeline: teachers, logits, students, evaluation, report")
     for name, stage in STAGE_COMMANDS.items():
@@ -158,7 +160,7 @@ def _dispatch(args) -> int:
         return 0
     if args.command == "run" or args.command in STAGE_COMMANDS:
         until = STAGE_COMMANDS.get(args.command, "report")
-        out = experiments.run_config(args.config, args.out, args.overrides, until, args.recompute)
+        out = experiments.run_config(args.config, args.out, args.overrides, until, args.recompute, n_seeds=args.seeds)
         table = out / "results" / "master_results.md"
         if until in ("evaluate", "report") and table.is_file():
             print(table.read_text())

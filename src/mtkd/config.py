@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import itertools
 import math
 import types
 import typing
@@ -49,6 +50,7 @@ class TeacherConfig:
     pooling: str = "auto"              # auto | cls | mean (auto: mean for the packaged MiniLM, the model's own head otherwise)
     C: float = 10.0                    # tfidf: inverse regularisation strength
     ngram_max: int = 2                 # tfidf: word n-grams 1..ngram_max
+    crossfit: int = 0                  # k >= 2: train-split logits out-of-fold (k copies fitted on k-1 folds each)
 
 
 @dataclass
@@ -82,6 +84,8 @@ class DistillConfig:
 class RunConfig:
     name: str = "mtkd-run"
     seed: int = 42
+    seeds: list[int] | None = None     # students trained once per seed (default [seed]); the first is `seed`
+    reseed_teachers: bool = False      # with several seeds: teachers (and their logits) trained per seed too
     tasks: list[TaskConfig] = field(default_factory=lambda: [TaskConfig()])
     teachers: list[TeacherConfig] = field(default_factory=lambda: [TeacherConfig()])
     student: StudentConfig = field(default_factory=StudentConfig)
@@ -93,6 +97,14 @@ class RunConfig:
 
 SOURCES = ("auto", "builtin", "hf", "glue_dir", "file")
 TEACHER_KINDS = ("hf", "tfidf")
+# the TeacherConfig fields each kind reads, besides name, kind, seed and crossfit (read by every kind): a
+# teacher's stage key holds only these, so changing a TF-IDF field does not retrain an HF teacher and vice
+# versa. A kind missing here is keyed on every field.
+TEACHER_FIELDS = {
+    "hf": ("model", "layers", "epochs", "lr", "batch_size", "max_length", "weight_decay", "warmup_ratio",
+           "trust_remote_code", "pooling"),
+    "tfidf": ("C", "ngram_max"),
+}
 METRICS = ("accuracy", "f1", "matthews")
 MODES = ("cached", "online")
 POOLINGS = ("auto", "cls", "mean")
@@ -194,6 +206,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     if not 0.0 <= d.alpha <= 1.0:
         raise MtkdError(f"config: distill.alpha must be in [0, 1], got {d.alpha}")
     for s in d.strategies:
+        if d.strategies.count(s) > 1:   # two students multi_<s> would share one folder and one table row
+            raise MtkdError(f"config: distill.strategies lists '{s}' twice; list each strategy once")
         if s not in STRATEGIES:
             raise MtkdError(f"config: unknown fusion strategy '{s}'{_did_you_mean(s, STRATEGIES)}; known: {', '.join(STRATEGIES)}")
     if d.mode not in MODES:
@@ -202,6 +216,7 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise MtkdError(f"config: run name '{cfg.name}' may only use letters, digits, '-' and '_'")
     if cfg.seed < 0:
         raise MtkdError(f"config: seed must be >= 0, got {cfg.seed}")
+    _check_seeds(cfg)
     if cfg.eval_batch_size < 1:
         raise MtkdError(f"config: eval_batch_size must be >= 1, got {cfg.eval_batch_size}")
     if cfg.threads is not None and cfg.threads < 1:
@@ -213,6 +228,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     names = [t.name for t in cfg.teachers]
     if len(set(names)) != len(names):
         raise MtkdError(f"config: teacher names must be unique, got {names}")
+    if len({n.lower() for n in names}) != len(names):   # one folder on a case-insensitive file system
+        raise MtkdError(f"config: teacher names must differ in more than upper/lower case, got {names}")
     tnames = [t.name for t in cfg.tasks]
     if len(set(tnames)) != len(tnames):
         raise MtkdError(f"config: task names must be unique, got {tnames}")
@@ -221,6 +238,11 @@ def validate(cfg: RunConfig) -> RunConfig:
             raise MtkdError(f"config: teacher '{t.name}': unknown kind '{t.kind}'{_did_you_mean(t.kind, TEACHER_KINDS)}")
         if not _safe_name(t.name):
             raise MtkdError(f"config: teacher name '{t.name}' may only use letters, digits, '-' and '_'")
+        if t.name == "no_kd" or t.name.startswith(("kd_", "multi_")):   # teachers and students share one table
+            raise MtkdError(f"config: teacher name '{t.name}' collides with the students' names (no_kd, kd_<teacher>, "
+                            f"multi_<strategy>); rename the teacher")
+        if t.crossfit != 0 and t.crossfit < 2:
+            raise MtkdError(f"config: teachers.{t.name}.crossfit must be 0 (off) or a number of folds >= 2, got {t.crossfit}")
         _check_training(f"teachers.{t.name}", t)
         if t.seed is not None and t.seed < 0:
             raise MtkdError(f"config: teachers.{t.name}.seed must be >= 0, got {t.seed}")
@@ -260,6 +282,34 @@ def validate(cfg: RunConfig) -> RunConfig:
         if t.label_names is not None and len(set(t.label_names)) != len(t.label_names):
             raise MtkdError(f"config: task '{t.name}': label_names must be unique, got {t.label_names}")
     return cfg
+
+
+def _check_seeds(cfg: RunConfig) -> None:
+    if cfg.seeds is None:
+        return
+    if not cfg.seeds:
+        raise MtkdError("config: 'seeds' is empty; give at least the run seed, or drop the key")
+    for s in cfg.seeds:
+        if s < 0:
+            raise MtkdError(f"config: seeds must be >= 0, got {s}")
+        if cfg.seeds.count(s) > 1:
+            raise MtkdError(f"config: seeds lists {s} twice; list each seed once")
+    if cfg.seeds[0] != cfg.seed:
+        raise MtkdError(f"config: seeds must start with the run seed (seed: {cfg.seed}), got {cfg.seeds}; "
+                        f"put {cfg.seed} first or drop 'seed' (then the first of 'seeds' is the run seed)")
+
+
+def seeds_of(cfg: RunConfig) -> list[int]:
+    """Every seed the students are trained at, the run seed first."""
+    return list(cfg.seeds) if cfg.seeds else [cfg.seed]
+
+
+def first_seeds(seed: int, n: int) -> list[int]:
+    """`--seeds N`: the run seed, then 1, 2, 3, ... skipping it."""
+    if n < 1:
+        raise MtkdError(f"--seeds must be >= 1, got {n}")
+    rest = (s for s in itertools.count(1) if s != seed)
+    return [seed, *itertools.islice(rest, n - 1)]
 
 
 def _check_training(where, c):
@@ -341,6 +391,8 @@ def load_config(path=None, overrides=()) -> RunConfig:
             raise MtkdError(f"config {path}: top level must be a mapping of keys to values")
     data = _normalise_tasks(data)
     data = apply_overrides(data, overrides)
+    if isinstance(data.get("seeds"), list) and data["seeds"] and "seed" not in data:
+        data["seed"] = data["seeds"][0]   # `seeds: [1, 2, 3]` alone: the first is the run seed
     return validate(_build(RunConfig, data, ""))
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from . import stages
-from .config import RunConfig, dump_yaml, load_config, to_dict
+from .config import TEACHER_FIELDS, RunConfig, dump_yaml, first_seeds, load_config, seeds_of, to_dict, validate
 from .errors import MtkdError
 from .faults import failpoint
 from .fusion import LEARNABLE, FusionContext, fit_temperature, make_strategy
@@ -22,6 +22,7 @@ from .losses import kd_loss
 from .models import encode, load_classifier, load_tokenizer
 from .tasks import TaskData, compute_metrics, load_task, table_values
 from .teachers import load_teacher, make_teacher
+from .teachers.crossfit import OUT_OF_FOLD, check_folds, out_of_fold_logits
 from .train import TrainSpec, predict, train
 
 STAGES = ("teachers", "logits", "baseline", "single", "multi", "evaluate", "report")
@@ -45,10 +46,43 @@ def planned_students(cfg: RunConfig) -> list[Student]:
 
 
 class Run:
-    """One run directory: `Run(cfg, out).execute(until)` runs every stage up to `until`."""
+    """One run directory: `Run(cfg, out).execute(until)` runs every stage up to `until`.
 
-    def __init__(self, cfg: RunConfig, out: Path, recompute: bool = False, log=print):
+    Several seeds (`cfg.seeds`): `run.at_seed(S)` is the same run seen at seed S. Its students (and, with
+    `reseed_teachers`, its teachers and their logits) are trained at S in `<name>@seed<S>` folders; the
+    run seed's keep their plain names."""
+
+    def __init__(self, cfg: RunConfig, out: Path, recompute: bool = False, log=print, run_seed: int | None = None):
         self.cfg, self.out, self.recompute, self.log = cfg, Path(out), recompute, log
+        self.run_seed = cfg.seed if run_seed is None else run_seed
+
+    def at_seed(self, seed: int) -> "Run":
+        if seed == self.cfg.seed:
+            return self
+        return Run(dataclasses.replace(self.cfg, seed=seed), self.out, self.recompute, self.log, self.run_seed)
+
+    def views(self) -> tuple[list["Run"], list["Run"]]:
+        """(the run at every seed, the run at every seed its teachers are trained at), run seed first."""
+        views = [self.at_seed(s) for s in seeds_of(self.cfg)]
+        return views, views if self.cfg.reseed_teachers else views[:1]
+
+    def _suffix(self, seed: int) -> str:
+        return "" if seed == self.run_seed else f"@seed{seed}"
+
+    def teacher_folder(self, t) -> str:
+        """`<name>`, or `<name>@seed<S>` for an unpinned teacher re-trained at seed S (reseed_teachers)."""
+        return t.name + ("" if t.seed is not None else self._suffix(self._teacher_seed(t)))
+
+    def teacher_folders(self) -> list[str]:
+        """Every teacher (and logits) folder name of the run, over the seeds its teachers are trained at."""
+        return list(dict.fromkeys(v.teacher_folder(t) for v in self.views()[1] for t in self.cfg.teachers))
+
+    def _logits_dir(self, task_name: str, name: str) -> Path:
+        by_name = {t.name: t for t in self.cfg.teachers}
+        return self.out / task_name / "logits" / self.teacher_folder(by_name[name])
+
+    def student_dir(self, task_name: str, method: str) -> Path:
+        return self.out / task_name / "students" / f"{method}{self._suffix(self.cfg.seed)}"
 
     # ------------------------------------------------------------------ driver
     def execute(self, until: str = "report") -> Path:
@@ -60,21 +94,29 @@ class Run:
             raise MtkdError("multi-process runs (accelerate launch --num_processes > 1) are not supported yet; "
                             "run one process (it uses the GPU when there is one)")
         tasks = [load_task(t) for t in self.cfg.tasks]   # bad data fails before anything is written
+        for task in tasks:
+            for t in self.cfg.teachers:
+                if t.crossfit:
+                    check_folds(t.crossfit, len(task.splits["train"]), f"task '{task.name}', teacher {t.name} crossfit")
         self._prepare()
         if self.cfg.threads:
             torch.set_num_threads(self.cfg.threads)
         wanted = {"baseline": 2, "single": 3, "multi": 4}
+        views, teacher_views = self.views()
         for task in tasks:
             self.log(f"[{task.name}] {', '.join(f'{k} {len(v)}' for k, v in task.splits.items())} examples")
             self._data_stage(task)
-            for t in self.cfg.teachers:
-                self._teacher_stage(task, t)
-            if upto >= 1:
+            for v in teacher_views:
                 for t in self.cfg.teachers:
-                    self._logits_stage(task, t)
-            for s in planned_students(self.cfg):
-                if upto >= wanted[s.type]:
-                    self._student_stage(task, s)
+                    v._teacher_stage(task, t)
+            if upto >= 1:
+                for v in teacher_views:
+                    for t in self.cfg.teachers:
+                        v._logits_stage(task, t)
+            for v in views:
+                for s in planned_students(self.cfg):
+                    if upto >= wanted[s.type]:
+                        v._student_stage(task, s)
             if upto >= 5:
                 self._evaluate_stage(task)
         if upto >= 5:
@@ -95,11 +137,14 @@ class Run:
         new = dump_yaml(self.cfg)
         path = self.out / "config.yaml"
         if path.is_file() and path.read_text(encoding="utf-8") != new and not self.recompute:
-            diff = stages._first_difference(to_dict(load_config(path)), to_dict(self.cfg))
-            if diff:   # a hand-written config.yaml that resolves to the same run is fine
+            # a hand-written config.yaml that resolves to the same run is fine, and so are other `seeds`
+            # (adding seeds to a run trains the new ones; every seed's students have their own folders)
+            diff = stages._first_difference({**to_dict(load_config(path)), "seeds": None}, {**to_dict(self.cfg), "seeds": None})
+            if diff:
                 raise MtkdError(f"{self.out} holds a run of another config ({diff}); use another --out or pass --recompute")
         atomic_write_text(path, new)
-        atomic_write_json(self.out / "run.json", {"versions": stages.versions(), "seed": self.cfg.seed})
+        atomic_write_json(self.out / "run.json", {"versions": stages.versions(), "seed": self.cfg.seed,
+                                                  "seeds": seeds_of(self.cfg)})
 
     def stage(self, folder: Path, key: dict, build):
         return stages.run(folder, key, build, recompute=self.recompute, log=self.log)
@@ -118,51 +163,73 @@ class Run:
         self.stage(self.out / task.name / "data", key, build)
 
     def _teacher_seed(self, t) -> int:
-        return t.seed if t.seed is not None else self.cfg.seed
+        if t.seed is not None:
+            return t.seed
+        return self.cfg.seed if self.cfg.reseed_teachers else self.run_seed
 
     def _teacher_key(self, task: TaskData, t) -> dict:
         # the effective seed, once: a teacher pinned to the seed it would get anyway has the same key,
-        # so a seed sweep that pins its teachers reuses them (and keys of unpinned teachers are unchanged)
+        # so a seed sweep that pins its teachers reuses them (and keys of unpinned teachers are unchanged).
+        # Only the fields the teacher's kind reads (TEACHER_FIELDS): an HF-only change keeps TF-IDF teachers.
         fps = task.fingerprints()
-        key = {"teacher": dataclasses.asdict(dataclasses.replace(t, seed=None)), "seed": self._teacher_seed(t),
-               "label_names": task.label_names,
+        fields = dataclasses.asdict(t)
+        own = ("name", "kind", "crossfit", *TEACHER_FIELDS.get(t.kind, fields))
+        key = {"teacher": {k: v for k, v in fields.items() if k in own and k != "seed"},
+               "seed": self._teacher_seed(t), "label_names": task.label_names,
                "fingerprints": {"train": fps["train"], "validation": fps["validation"]}}
         if t.kind == "hf":
             key["length_grouping"] = self.cfg.length_grouping
         return key
 
     def _teacher_stage(self, task: TaskData, t):
+        seed = self._teacher_seed(t)
+
+        def make():
+            return make_teacher(t, task.label_names, seed, self.cfg.eval_batch_size, self.cfg.length_grouping)
+
         def build(tmp, work):
-            teacher = make_teacher(t, task.label_names, self._teacher_seed(t), self.cfg.eval_batch_size,
-                                   self.cfg.length_grouping)
-            teacher.fit(task.splits["train"], task.splits["validation"], work)
-            teacher.save(tmp / "model")
-            return {"teacher": t.name}
-        return self.stage(self.out / task.name / "teachers" / t.name, self._teacher_key(task, t), build)
+            train_split, val = task.splits["train"], task.splits["validation"]
+            make().fit(train_split, val, work).save(tmp / "model")
+            if t.crossfit:   # train logits out-of-fold: each fold labelled by a copy fitted on the others
+                oof = out_of_fold_logits(make, train_split, val, t.crossfit, seed, task.num_labels,
+                                         work / "crossfit", t.name)
+                save_npy(tmp / OUT_OF_FOLD, oof)
+            return {"teacher": t.name, "seed": seed, "crossfit": t.crossfit}
+        return self.stage(self._teacher_dir(task, t), self._teacher_key(task, t), build)
+
+    def _teacher_dir(self, task: TaskData, t) -> Path:
+        return self.out / task.name / "teachers" / self.teacher_folder(t)
 
     def _logits_key(self, task: TaskData, t) -> dict:
-        teacher_manifest = read_json(self.out / task.name / "teachers" / t.name / "manifest.json")
+        teacher_manifest = read_json(self._teacher_dir(task, t) / "manifest.json")
         return {"teacher": self._teacher_key(task, t), "teacher_outputs": teacher_manifest["outputs"],
                 "label_names": task.label_names, "fingerprints": task.fingerprints()}
 
     def _logits_stage(self, task: TaskData, t):
-        tdir = self.out / task.name / "teachers" / t.name
+        tdir = self._teacher_dir(task, t)
 
         def build(tmp, work):
-            teacher = load_teacher(t, task.label_names, self.cfg.seed, tdir / "model", self.cfg.eval_batch_size)
+            teacher = load_teacher(t, task.label_names, self._teacher_seed(t), tdir / "model", self.cfg.eval_batch_size)
             arrays = {}
             for split in SPLITS:
                 s = task.splits[split]
-                arrays[split] = check_array(teacher.logits(s.texts), f"teacher {t.name} on {split}", len(s), task.num_labels)
+                where = f"teacher {t.name} on {split}"
+                if split == "train" and t.crossfit:   # the out-of-fold logits of the teacher stage
+                    where += " (out of fold)"
+                    logits = load_npy(tdir / OUT_OF_FOLD)
+                else:
+                    logits = teacher.logits(s.texts)
+                arrays[split] = check_array(logits, where, len(s), task.num_labels)
                 save_npy(tmp / f"{split}.npy", arrays[split])
                 failpoint("logits:split_written")
-            return store_fields(t.name, task.label_names, arrays, task.fingerprints())
-        return self.stage(self.out / task.name / "logits" / t.name, self._logits_key(task, t), build)
+            return {**store_fields(t.name, task.label_names, arrays, task.fingerprints()),
+                    "seed": self._teacher_seed(t), "train_out_of_fold": t.crossfit}
+        return self.stage(self._logits_dir(task.name, t.name), self._logits_key(task, t), build)
 
     def teacher_logits(self, task: TaskData, names, split: str) -> np.ndarray:
         """[K, N, C] verified cached logits of teachers `names` on `split`."""
         fps = task.fingerprints()
-        return np.stack([read_logits(self.out / task.name / "logits" / n, split, task.label_names, fps[split],
+        return np.stack([read_logits(self._logits_dir(task.name, n), split, task.label_names, fps[split],
                                      len(task.splits[split])) for n in names])
 
     def _student_stage(self, task: TaskData, s: Student):
@@ -174,12 +241,12 @@ class Run:
                "fingerprints": task.fingerprints(), "length_grouping": cfg.length_grouping}
         if s.type != "baseline":   # the metric picks the `weighted` teacher scores
             key.update(temperature=d.temperature, alpha=d.alpha, strategy=s.strategy, mode=d.mode, metric=task.metric,
-                       teachers={n: read_json(self.out / task.name / "logits" / n / "manifest.json")["outputs"]
+                       teachers={n: read_json(self._logits_dir(task.name, n) / "manifest.json")["outputs"]
                                  for n in s.teachers})
 
         def build(tmp, work):
             return self._train_student(task, s, tmp, work)
-        return self.stage(self.out / task.name / "students" / s.method, key, build)
+        return self.stage(self.student_dir(task.name, s.method), key, build)
 
     def _train_student(self, task: TaskData, s: Student, tmp: Path, work: Path) -> dict:
         cfg, st, d = self.cfg, self.cfg.student, self.cfg.distill
@@ -225,9 +292,9 @@ class Run:
             model.save_pretrained(tmp / "model", safe_serialization=True)
             tok.save_pretrained(tmp / "model")
         atomic_write_json(tmp / "metrics.json", metrics)
-        self.log(f"    {s.method:24s} eval {task.metric} {metrics['eval'][task.metric]:.2f}")
+        self.log(f"    {s.method + self._suffix(cfg.seed):24s} eval {task.metric} {metrics['eval'][task.metric]:.2f}")
         return {"method": s.method, "type": s.type, "teachers": list(s.teachers), "strategy": s.strategy,
-                "metrics": metrics, **info}
+                "seed": cfg.seed, "metrics": metrics, **info}
 
     def _target_source(self, task: TaskData, names):
         """idx -> teacher logits [K, B, C]: cached (a lookup by example index) or online (teachers run now)."""
@@ -235,8 +302,8 @@ class Run:
             cached = torch.from_numpy(self.teacher_logits(task, names, "train"))
             return lambda idx: cached[:, idx]
         by_name = {t.name: t for t in self.cfg.teachers}
-        teachers = [load_teacher(by_name[n], task.label_names, self.cfg.seed,
-                                 self.out / task.name / "teachers" / n / "model", self.cfg.eval_batch_size) for n in names]
+        teachers = [load_teacher(by_name[n], task.label_names, self._teacher_seed(by_name[n]),
+                                 self._teacher_dir(task, by_name[n]) / "model", self.cfg.eval_batch_size) for n in names]
         texts = task.splits["train"].texts
 
         def online(idx):
@@ -245,46 +312,77 @@ class Run:
         return online
 
     def _evaluate_stage(self, task: TaskData):
+        """RUN/<task>/eval (docs/run_dir.md): every model's eval and validation logits at each of its seeds,
+        metrics as the mean over seeds, the teachers' train logits (out of fold with crossfit) and the labels
+        of every split. Derived from cached stages only, so it is rebuilt whenever they change (a new seed)."""
         tdir = self.out / task.name
-        teachers = [t.name for t in self.cfg.teachers]
-        students = [s for s in planned_students(self.cfg) if (tdir / "students" / s.method / "manifest.json").is_file()]
-        inputs = {f"logits/{n}": read_json(tdir / "logits" / n / "manifest.json")["outputs"] for n in teachers}
-        inputs.update({f"students/{s.method}": read_json(tdir / "students" / s.method / "manifest.json")["outputs"]
-                       for s in students})
+        views, teacher_views = self.views()
+        # model -> {seed: its stage folder}, the run seed first; a student is listed once its run seed is trained
+        teachers = {t.name: {v._teacher_seed(t): tdir / "logits" / v.teacher_folder(t) for v in teacher_views}
+                    for t in self.cfg.teachers}
+        students = {}
+        for s in planned_students(self.cfg):
+            found = {v.cfg.seed: v.student_dir(task.name, s.method) for v in views}
+            if (found[self.cfg.seed] / "manifest.json").is_file():
+                students[s] = {seed: d for seed, d in found.items() if (d / "manifest.json").is_file()}
+        folders = [d for per in (*teachers.values(), *students.values()) for d in per.values()]
+        inputs = {f"{d.parent.name}/{d.name}": read_json(d / "manifest.json")["outputs"] for d in folders}
         key = {"task": task.name, "metric": task.metric, "fingerprints": task.fingerprints(), "inputs": inputs,
-               "temperature": self.cfg.distill.temperature, "alpha": self.cfg.distill.alpha}
+               "temperature": self.cfg.distill.temperature, "alpha": self.cfg.distill.alpha, "format": 2}
 
         def build(tmp, work):
-            y_eval, y_val = task.splits["eval"].labels, task.splits["validation"].labels
-            save_npy(tmp / "labels_eval.npy", y_eval)
-            save_npy(tmp / "labels_validation.npy", y_val)
-            models, val_files = [], {}
-            ev, va = self.teacher_logits(task, teachers, "eval"), self.teacher_logits(task, teachers, "validation")
-            for n, e, v in zip(teachers, ev, va):
-                save_npy(tmp / f"{n}.eval.npy", e)
-                save_npy(tmp / f"{n}.validation.npy", v)
-                val_files[n] = f"{n}.validation.npy"
-                models.append({"method": n, "type": "teacher", "file": f"{n}.eval.npy",
-                               "metrics": compute_metrics(y_eval, e.argmax(1), task.num_labels)})
-            for s in students:
-                sdir = tdir / "students" / s.method
-                _, problem = stages.check(sdir, read_json(sdir / "manifest.json")["key"])  # file hashes
-                if problem:
-                    raise MtkdError(f"{problem}; pass --recompute to rebuild it")
-                e = check_array(load_npy(sdir / "logits_eval.npy"), str(sdir), len(y_eval), task.num_labels)
-                save_npy(tmp / f"{s.method}.eval.npy", e)
-                entry = {"method": s.method, "type": s.type, "file": f"{s.method}.eval.npy",
-                         "metrics": compute_metrics(y_eval, e.argmax(1), task.num_labels)}
+            y = {split: task.splits[split].labels for split in SPLITS}
+            for split in SPLITS:
+                save_npy(tmp / f"labels_{split}.npy", y[split])
+            fps = task.fingerprints()
+
+            def teacher_split(folder, split):
+                return read_logits(folder, split, task.label_names, fps[split], len(y[split]))
+
+            def student_split(folder, split):
+                return check_array(load_npy(folder / f"logits_{split}.npy"), str(folder), len(y[split]), task.num_labels)
+
+            def entry(method, type_, per_seed: dict, read) -> dict:
+                """The manifest entry of one model; writes <folder>.eval.npy / .validation.npy per seed."""
+                files, val_files, seed_metrics = {}, {}, {}
+                for seed, folder in per_seed.items():
+                    files[str(seed)], val_files[str(seed)] = f"{folder.name}.eval.npy", f"{folder.name}.validation.npy"
+                    seed_metrics[str(seed)] = {}
+                    for split, name in (("eval", files[str(seed)]), ("validation", val_files[str(seed)])):
+                        arr = read(folder, split)
+                        save_npy(tmp / name, arr)
+                        seed_metrics[str(seed)][split] = compute_metrics(y[split], arr.argmax(1), task.num_labels)
+                run_seed = str(next(iter(per_seed)))
+                return {"method": method, "type": type_, "file": files[run_seed], "validation_file": val_files[run_seed],
+                        "metrics": mean_metrics([m["eval"] for m in seed_metrics.values()]),
+                        "validation_metrics": mean_metrics([m["validation"] for m in seed_metrics.values()]),
+                        "seeds": list(per_seed), "seed_files": files, "seed_validation_files": val_files,
+                        "seed_metrics": seed_metrics}
+
+            models, train_files = [], {}
+            for n, per in teachers.items():
+                models.append(entry(n, "teacher", per, teacher_split))
+                train_files[n] = f"{n}.train.npy"   # the run seed's teacher: what its students were distilled from
+                save_npy(tmp / train_files[n], teacher_split(next(iter(per.values())), "train"))
+            for s, per in students.items():
+                for folder in per.values():
+                    _, problem = stages.check(folder, read_json(folder / "manifest.json")["key"])  # file hashes
+                    if problem:
+                        raise MtkdError(f"{problem}; pass --recompute to rebuild it")
+                e = entry(s.method, s.type, per, student_split)
                 if s.type != "baseline":
-                    entry.update(teachers=list(s.teachers), strategy=s.strategy)
-                models.append(entry)
+                    e.update(teachers=list(s.teachers), strategy=s.strategy)
+                models.append(e)
             self._write_predictions(tmp / "predictions.csv", task, models, tmp)
             return {"task": task.name, "label_names": list(task.label_names), "metric": task.metric,
                     "metric_columns": task.metric_columns, "temperature": self.cfg.distill.temperature,
-                    "alpha": self.cfg.distill.alpha, "models": models, "teachers": teachers,
-                    "validation_files": val_files, "labels_eval": "labels_eval.npy",
-                    "labels_validation": "labels_validation.npy"}
-        return self.stage(tdir / "eval", key, build)
+                    "alpha": self.cfg.distill.alpha, "seeds": seeds_of(self.cfg),
+                    "reseed_teachers": self.cfg.reseed_teachers, "models": models, "teachers": list(teachers),
+                    "validation_files": {m["method"]: m["validation_file"] for m in models if m["type"] == "teacher"},
+                    "train_files": train_files, "labels_eval": "labels_eval.npy",
+                    "labels_validation": "labels_validation.npy", "labels_train": "labels_train.npy"}
+        # rebuilt rather than refused when stale: it holds nothing that is not in the stages it reads
+        return stages.run(tdir / "eval", key, build, recompute=True, log=self.log)
 
     @staticmethod
     def _write_predictions(path: Path, task: TaskData, models: list[dict], folder: Path):
@@ -305,6 +403,12 @@ class Run:
 
     # ------------------------------------------------------------------ table
     def write_master_table(self) -> Path:
+        """results/master_results.csv/.md: one row per model, one `<task>_<metric>` column per task metric
+        (the mean over seeds) and AVG (the mean of the official metrics). A run of several seeds adds
+        `<column>_sd` columns to the CSV (sample sd over seeds; empty for a model of one seed, e.g. teachers
+        trained once) and shows "mean ± sd" in the Markdown."""
+        from .report.tables import Table
+        from .tasks import METRIC_SHORT
         rows: dict[str, dict] = {}
         columns, official = [], []
         for tcfg in self.cfg.tasks:
@@ -312,30 +416,49 @@ class Run:
             if not mpath.is_file():
                 continue
             m = read_json(mpath)
-            from .tasks import METRIC_SHORT
             columns += m["metric_columns"]
             official.append(f"{m['task']}_{METRIC_SHORT[m['metric']]}")
             fake = TaskData(m["task"], tuple(m["label_names"]), m["metric"], {})
             for model in m["models"]:
                 row = rows.setdefault(model["method"], {"method": model["method"], "type": model["type"]})
                 row.update(table_values(fake, model["metrics"]))
+                per_seed = [table_values(fake, sm["eval"]) for sm in model.get("seed_metrics", {}).values()]
+                if len(per_seed) > 1:
+                    row.update({f"{c}_sd": float(np.std([p[c] for p in per_seed], ddof=1)) for c in per_seed[0]})
         order = {"teacher": 0, "baseline": 1, "single": 2, "multi": 3}
         table = sorted(rows.values(), key=lambda r: order[r["type"]])  # stable: config order inside a type
         for r in table:
             vals = [r[c] for c in official if c in r]
             r["AVG"] = sum(vals) / len(vals) if len(vals) == len(official) and vals else None
-        header = ["method", "type", *columns, "AVG"]
+        seeds = seeds_of(self.cfg)
+        with_sd = len(seeds) > 1
         fmt = lambda v: "" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
-        from .report.tables import Table
-        t = Table(header, [[fmt(r.get(c)) for c in header] for r in table])
+        csv_header = ["method", "type", *(x for c in columns for x in ((c, f"{c}_sd") if with_sd else (c,))), "AVG"]
+        md_header = ["method", "type", *columns, "AVG"]
+
+        def md_cell(r, c):
+            sd = r.get(f"{c}_sd")
+            return fmt(r.get(c)) if sd is None else f"{fmt(r.get(c))} ± {fmt(sd)}"
         res = self.out / "results"
-        atomic_write_text(res / "master_results.csv", t.to_csv())
-        atomic_write_text(res / "master_results.md", t.to_markdown())
+        atomic_write_text(res / "master_results.csv", Table(csv_header, [[fmt(r.get(c)) for c in csv_header] for r in table]).to_csv())
+        md = Table(md_header, [[md_cell(r, c) for c in md_header] for r in table]).to_markdown()
+        if with_sd:
+            md += (f"\nMean ± sample sd over seeds {', '.join(map(str, seeds))}; a cell without ± is a model "
+                   f"trained at one seed (teachers, unless reseed_teachers).\n")
+        atomic_write_text(res / "master_results.md", md)
         return res / "master_results.csv"
 
 
-def run_config(config_path, out=None, overrides=(), until="report", recompute=False, log=print) -> Path:
+def mean_metrics(per_seed: list[dict]) -> dict[str, float]:
+    return {k: float(np.mean([m[k] for m in per_seed])) for k in per_seed[0]}
+
+
+def run_config(config_path, out=None, overrides=(), until="report", recompute=False, log=print,
+               n_seeds: int | None = None) -> Path:
+    """`n_seeds` (`mtkd run --seeds N`): train the students at N seeds, the run seed then 1, 2, 3, ..."""
     cfg = load_config(config_path, overrides)
+    if n_seeds is not None:
+        cfg = validate(dataclasses.replace(cfg, seeds=first_seeds(cfg.seed, n_seeds)))
     if out is None:
         p = Path(config_path)
         out = p if p.is_dir() else (p.parent if p.name == "config.yaml" and (p.parent / "run.json").exists()

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import RunConfig, StudentConfig, _did_you_mean, _safe_name, load_config, to_dict
+from .config import RunConfig, StudentConfig, _did_you_mean, _safe_name, load_config, seeds_of, to_dict
 from .errors import MtkdError
-from .experiments import Run, Student, planned_students
+from .experiments import Run, Student, mean_metrics, planned_students
 from .io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from .report import figures
 from .report.tables import Table, cell
@@ -129,7 +129,8 @@ def plan(run_dir, params: list[Param], name: str, strategies=None, single=True, 
         common.append("distill.single_teacher=false")
     if not baseline or distill_only:
         common.append("distill.baseline=false")
-    if "seed" in keys:   # keep every teacher at the seed it was trained with, so it is reused
+    if "seed" in keys:   # one seed per point; every teacher kept at the seed it was trained with, so it is reused
+        common.append("seeds=null")
         common += [f"teachers.{i}.seed={t.seed if t.seed is not None else base.seed}" for i, t in enumerate(base.teachers)]
     points = []
     for values in itertools.product(*(p.values for p in params)):
@@ -147,8 +148,9 @@ def plan(run_dir, params: list[Param], name: str, strategies=None, single=True, 
 
 def link_cached_stages(run_dir: Path, point_dir: Path, base: RunConfig) -> None:
     """Make the base run's finished data, teacher and logits stage folders appear in `point_dir`."""
+    folders = Run(base, run_dir).teacher_folders()   # every seed's, with reseed_teachers
     for task in base.tasks:
-        rels = ["data", *(f"teachers/{t.name}" for t in base.teachers), *(f"logits/{t.name}" for t in base.teachers)]
+        rels = ["data", *(f"teachers/{f}" for f in folders), *(f"logits/{f}" for f in folders)]
         for rel in rels:
             src, dst = run_dir / task.name / rel, point_dir / task.name / rel
             if not (src / "manifest.json").is_file():
@@ -210,10 +212,12 @@ def point_results(sweep: Sweep, point: Point, tasks: list[TaskData]) -> list[Res
     out = []
     for s in students:
         from_base = s.type == "baseline" and sweep.baseline_from_base
-        root = sweep.run_dir if from_base else sweep.folder / point.folder
+        run = Run(sweep.base, sweep.run_dir) if from_base else Run(point.cfg, sweep.folder / point.folder)
         columns, official = {}, {}
-        for task in tasks:
-            metrics = read_json(root / task.name / "students" / s.method / "metrics.json")["eval"]
+        for task in tasks:   # the mean over the run's seeds (a point of a seed sweep has one)
+            per_seed = [read_json(run.at_seed(seed).student_dir(task.name, s.method) / "metrics.json")["eval"]
+                        for seed in seeds_of(run.cfg)]
+            metrics = mean_metrics(per_seed)
             columns.update(table_values(task, metrics))
             official[task.name] = metrics[task.metric]
         out.append(Result(point, s.method, s.type, "base run" if from_base else "point", columns, official,
@@ -309,7 +313,9 @@ def best_markdown(sweep: Sweep, results: list[Result]) -> str:
         m, s = max(multi, key=lambda r: r.avg), max(single, key=lambda r: r.avg)
         lines.append(f"Best multi-teacher student: {m.method} at {m.point.folder} ({cell(m.avg)}); best single-teacher "
                      f"student: {s.method} at {s.point.folder} ({cell(s.avg)}); difference {m.avg - s.avg:+.2f} pp.")
-    lines += ["", "Every point is one training run (one seed): differences smaller than the seed-to-seed spread "
+    n = len(seeds_of(sweep.points[0].cfg))
+    runs = "one training run (one seed)" if n == 1 else f"the mean of {n} training runs (seeds {seeds_of(sweep.base)})"
+    lines += ["", f"Every point is {runs}: differences smaller than the seed-to-seed spread "
               "(`mtkd seeds`) are noise, and picking the best point on eval is optimistic."]
     return "\n".join(lines) + "\n"
 
