@@ -213,6 +213,12 @@ def test_seeds_not_starting_with_the_run_seed(capsys, tmp_path):
     refused_config(capsys, tmp_path, TINY, "seeds must start with the run seed (seed: 3), got [1, 2]", ["seed=3", "seeds=[1,2]"])
 
 
+def test_crossfit_in_online_mode(capsys, tmp_path):
+    """Online mode runs the teacher fitted on all of train: its train logits would not be out of fold."""
+    refused_config(capsys, tmp_path, TINY, "teachers.tf.crossfit needs distill.mode: cached",
+                   ["teachers.1.crossfit=3", "distill.mode=online"])
+
+
 def test_zero_seeds_on_the_command_line(capsys, tmp_path):
     refused(capsys, ["run", config(tmp_path), "--out", tmp_path / "run", "--seeds", "0"], "--seeds must be >= 1, got 0", tmp_path)
 

@@ -20,6 +20,17 @@ def test_folds_partition_train_stratified_and_seeded():
     assert len(np.unique(fold_ids(np.array([0] * 9 + [1]), 3, 0))) == 3   # a class rarer than k: plain k-fold
 
 
+def test_groups_never_span_two_folds():
+    """With group ids (content shared between examples), each group lies in one fold; still stratified."""
+    rng = np.random.default_rng(0)
+    groups = rng.integers(0, 40, 200)
+    y = (groups % 2).astype(np.int64)            # a group's examples share their label, as phrases of one sentence
+    f = fold_ids(y, 4, seed=1, groups=groups)
+    for g in np.unique(groups):
+        assert len(np.unique(f[groups == g])) == 1
+    assert len(np.unique(f)) == 4 and all(0 < (y[f == j] == 1).mean() < 1 for j in range(4))
+
+
 @pytest.fixture(scope="module")
 def noise(tmp_path_factory):
     """Random words with random labels: nothing generalises, so a teacher right on train has memorised it."""

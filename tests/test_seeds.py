@@ -142,7 +142,7 @@ def test_adding_a_seed_trains_only_that_seed(two_seeds, tmp_path, capsys):
     assert built(capsys.readouterr().out) == []
 
 
-def test_teachers_retrained_per_seed_only_when_asked(cfg, tmp_path):
+def test_teachers_retrained_per_seed_only_when_asked(cfg, tmp_path, capsys):
     """reseed_teachers: each seed's students read that seed's teachers; a teacher pinned to a seed stays one."""
     out = tmp_path / "re"
     assert main(["evaluate", str(cfg), "--out", str(out), "--seeds", "2", "reseed_teachers=true",
@@ -161,6 +161,8 @@ def test_teachers_retrained_per_seed_only_when_asked(cfg, tmp_path):
     assert by["t1"]["seeds"] == [7, 1] and by["t1"]["seed_files"]["1"] == "t1@seed1.eval.npy"
     assert by["tf"]["seeds"] == [5]
     assert rows(out)["t1"]["demo_acc_sd"] != ""
+    capsys.readouterr()
+    assert main(["verify-logits", str(out)]) == 0 and "t1@seed1" in capsys.readouterr().out
 
 
 def test_seed_sweep_and_param_sweep_on_a_multi_seed_run(two_seeds, tmp_path):

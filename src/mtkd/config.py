@@ -243,6 +243,9 @@ def validate(cfg: RunConfig) -> RunConfig:
                             f"multi_<strategy>); rename the teacher")
         if t.crossfit != 0 and t.crossfit < 2:
             raise MtkdError(f"config: teachers.{t.name}.crossfit must be 0 (off) or a number of folds >= 2, got {t.crossfit}")
+        if t.crossfit and d.mode == "online":   # online runs the teacher fitted on all of train: in-sample logits
+            raise MtkdError(f"config: teachers.{t.name}.crossfit needs distill.mode: cached (online mode would label "
+                            f"train with the teacher fitted on it)")
         _check_training(f"teachers.{t.name}", t)
         if t.seed is not None and t.seed < 0:
             raise MtkdError(f"config: teachers.{t.name}.seed must be >= 0, got {t.seed}")

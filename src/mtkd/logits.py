@@ -77,6 +77,7 @@ def verify_run(run_dir: Path) -> tuple[list[str], list[str]]:
     shapes, NaN/inf, alignment with the dataset (fingerprints and labels), and each teacher's
     accuracy against the labels. Returns (report lines, problems)."""
     from .config import load_config
+    from .experiments import Run
     from .tasks import load_task
 
     run_dir = Path(run_dir)
@@ -85,8 +86,8 @@ def verify_run(run_dir: Path) -> tuple[list[str], list[str]]:
     for tcfg in cfg.tasks:
         task = load_task(tcfg)
         fps = task.fingerprints()
-        for teacher in cfg.teachers:
-            folder = run_dir / task.name / "logits" / teacher.name
+        for teacher in Run(cfg, run_dir).teacher_folders():   # every seed's, with reseed_teachers
+            folder = run_dir / task.name / "logits" / teacher
             for split in SPLITS:
                 s = task.splits[split]
                 try:
@@ -95,5 +96,5 @@ def verify_run(run_dir: Path) -> tuple[list[str], list[str]]:
                     problems.append(str(e))
                     continue
                 acc = 100 * float((arr.argmax(1) == s.labels).mean())
-                lines.append(f"ok  {task.name:8s} {teacher.name:16s} {split:10s} {arr.shape[0]:>7d}x{arr.shape[1]}  acc {acc:6.2f}%")
+                lines.append(f"ok  {task.name:8s} {teacher:16s} {split:10s} {arr.shape[0]:>7d}x{arr.shape[1]}  acc {acc:6.2f}%")
     return lines, problems

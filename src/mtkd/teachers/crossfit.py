@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
 
 from ..errors import MtkdError
 from ..logits import check_array
@@ -25,24 +25,31 @@ def check_folds(k: int, n_train: int, where: str = "crossfit") -> None:
         raise MtkdError(f"{where}: {k} folds need at least {k} training examples, the task has {n_train}")
 
 
-def fold_ids(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """int [N]: the fold (0..k-1) of every example; stratified by label when every class has >= k examples."""
+def fold_ids(labels: np.ndarray, k: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
+    """int [N]: the fold (0..k-1) of every example, seeded; stratified by label when every class has >= k
+    examples. With `groups` (examples that share content, e.g. SST-2 phrases of one sentence) a group
+    never spans two folds, so no example is labelled by a copy fitted on its near-duplicates."""
     n = len(labels)
     check_folds(k, n)
     counts = np.bincount(labels)
-    splitter = StratifiedKFold(k, shuffle=True, random_state=seed) if counts[counts > 0].min() >= k \
-        else KFold(k, shuffle=True, random_state=seed)
+    stratify = counts[counts > 0].min() >= k
+    if groups is not None:
+        if len(np.unique(groups)) < k:
+            raise MtkdError(f"crossfit: {k} folds need at least {k} groups of examples, the task has {len(np.unique(groups))}")
+        splitter = StratifiedGroupKFold(k, shuffle=True, random_state=seed) if stratify else GroupKFold(k)
+    else:
+        splitter = StratifiedKFold(k, shuffle=True, random_state=seed) if stratify else KFold(k, shuffle=True, random_state=seed)
     out = np.empty(n, dtype=np.int64)
-    for j, (_, held) in enumerate(splitter.split(np.zeros(n), labels)):
+    for j, (_, held) in enumerate(splitter.split(np.zeros(n), labels, groups)):
         out[held] = j
     return out
 
 
 def out_of_fold_logits(make: Callable[[], object], train, validation, k: int, seed: int, num_labels: int,
-                       work_dir: Path, name: str) -> np.ndarray:
+                       work_dir: Path, name: str, groups: np.ndarray | None = None) -> np.ndarray:
     """float32 [N_train, C]: each fold's logits from a fresh teacher `make()` fitted on the other folds.
     Each copy checkpoints in work_dir/fold<j>, so a killed stage resumes fold by fold."""
-    folds = fold_ids(train.labels, k, seed)
+    folds = fold_ids(train.labels, k, seed, groups)
     out = np.zeros((len(train), num_labels), dtype=np.float32)
     for j in range(k):
         held, rest = np.flatnonzero(folds == j), np.flatnonzero(folds != j)
