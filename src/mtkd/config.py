@@ -97,9 +97,10 @@ class RunConfig:
 
 SOURCES = ("auto", "builtin", "hf", "glue_dir", "file")
 TEACHER_KINDS = ("hf", "tfidf")
-# the TeacherConfig fields each kind reads, besides name, kind, seed and crossfit (read by every kind): a
-# teacher's stage key holds only these, so changing a TF-IDF field does not retrain an HF teacher and vice
-# versa. A kind missing here is keyed on every field.
+# the TeacherConfig fields each kind reads besides TEACHER_COMMON: a teacher's stage key holds only these
+# (see teacher_fields), so changing a TF-IDF field does not retrain an HF teacher and vice versa. A kind
+# missing here is keyed on every field.
+TEACHER_COMMON = ("name", "kind", "crossfit")   # and seed, keyed apart as the effective seed
 TEACHER_FIELDS = {
     "hf": ("model", "layers", "epochs", "lr", "batch_size", "max_length", "weight_decay", "warmup_ratio",
            "trust_remote_code", "pooling"),
@@ -313,6 +314,14 @@ def first_seeds(seed: int, n: int) -> list[int]:
         raise MtkdError(f"--seeds must be >= 1, got {n}")
     rest = (s for s in itertools.count(1) if s != seed)
     return [seed, *itertools.islice(rest, n - 1)]
+
+
+def teacher_fields(t: TeacherConfig) -> dict:
+    """The fields of `t` that its kind reads (seed excluded): what its teacher stage is keyed on."""
+    fields = dataclasses.asdict(t)
+    own = TEACHER_FIELDS.get(t.kind)
+    keep = set(fields) if own is None else {*TEACHER_COMMON, *own}
+    return {k: v for k, v in fields.items() if k in keep and k != "seed"}
 
 
 def _check_training(where, c):

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from . import stages
-from .config import TEACHER_FIELDS, RunConfig, dump_yaml, first_seeds, load_config, seeds_of, to_dict, validate
+from .config import RunConfig, dump_yaml, first_seeds, load_config, seeds_of, teacher_fields, to_dict, validate
 from .errors import MtkdError
 from .faults import failpoint
 from .fusion import LEARNABLE, FusionContext, fit_temperature, make_strategy
@@ -170,12 +170,9 @@ class Run:
     def _teacher_key(self, task: TaskData, t) -> dict:
         # the effective seed, once: a teacher pinned to the seed it would get anyway has the same key,
         # so a seed sweep that pins its teachers reuses them (and keys of unpinned teachers are unchanged).
-        # Only the fields the teacher's kind reads (TEACHER_FIELDS): an HF-only change keeps TF-IDF teachers.
+        # Only the fields the teacher's kind reads (config.teacher_fields): an HF-only change keeps TF-IDF teachers.
         fps = task.fingerprints()
-        fields = dataclasses.asdict(t)
-        own = ("name", "kind", "crossfit", *TEACHER_FIELDS.get(t.kind, fields))
-        key = {"teacher": {k: v for k, v in fields.items() if k in own and k != "seed"},
-               "seed": self._teacher_seed(t), "label_names": task.label_names,
+        key = {"teacher": teacher_fields(t), "seed": self._teacher_seed(t), "label_names": task.label_names,
                "fingerprints": {"train": fps["train"], "validation": fps["validation"]}}
         if t.kind == "hf":
             key["length_grouping"] = self.cfg.length_grouping
