@@ -1,7 +1,11 @@
 """`crossfit: k` on a teacher: train-split logits out of fold, validation/eval logits from the teacher
 fitted on all of train; and each teacher kind's stage key holds only the fields that kind reads."""
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -73,21 +77,44 @@ def test_crossfit_keeps_the_full_teacher_for_validation_and_eval(noise):
     assert m["train_out_of_fold"] == 5 and m["key"]["teacher"]["teacher"]["crossfit"] == 5
 
 
-def test_crossfit_of_an_hf_teacher(tmp_path):
-    """k copies of an HF teacher (tiny BERT): out-of-fold train logits, the same validation/eval logits."""
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text("""
+HF_CFG = """
 tasks: [{name: demo, demo_size: 120}]
 teachers:
-  - {name: t1, model: tiny, epochs: 1, max_length: 16}
-  - {name: t1k, model: tiny, epochs: 1, max_length: 16, crossfit: 2}
+  - {name: t1, model: tiny, epochs: 2, max_length: 16}
+  - {name: t1k, model: tiny, epochs: 2, max_length: 16, crossfit: 2}
 student: {model: tiny, layers: 1, epochs: 1, max_length: 16}
-""")
-    assert main(["extract-logits", str(cfg), "--out", str(tmp_path / "run")]) == 0
-    d = tmp_path / "run" / "demo" / "logits"
+"""
+
+
+@pytest.fixture(scope="module")
+def hf_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("hf")
+    (d / "c.yaml").write_text(HF_CFG)
+    assert main(["extract-logits", str(d / "c.yaml"), "--out", str(d / "run")]) == 0
+    return d
+
+
+def test_crossfit_of_an_hf_teacher(hf_run):
+    """k copies of an HF teacher (tiny BERT): out-of-fold train logits, the same validation/eval logits."""
+    d = hf_run / "run" / "demo" / "logits"
     assert not np.allclose(np.load(d / "t1" / "train.npy"), np.load(d / "t1k" / "train.npy"))
     for split in ("validation", "eval"):
         np.testing.assert_allclose(np.load(d / "t1" / f"{split}.npy"), np.load(d / "t1k" / f"{split}.npy"), atol=1e-5)
+
+
+@pytest.mark.parametrize("where", ["train:after_checkpoint@5", "train:before_checkpoint@7"])
+def test_crossfit_killed_between_folds_resumes_bit_identical(hf_run, tmp_path, where):
+    """Killed inside fold copy 0, then inside fold copy 1 (2 epochs each of t1, t1k's full fit, fold 0,
+    fold 1): the rerun resumes from the checkpoints and ends with the same logits."""
+    out = tmp_path / "run"
+    env = {**os.environ, "MTKD_FAILPOINT": where}
+    cmd = [sys.executable, "-m", "mtkd", "extract-logits", str(hf_run / "c.yaml"), "--out", str(out)]
+    assert subprocess.run(cmd, env=env, capture_output=True).returncode == -signal.SIGKILL
+    assert list((out / "demo" / "teachers").glob(".t1k.work-*/crossfit/fold0/checkpoint"))   # killed mid-crossfit
+    assert subprocess.run(cmd, capture_output=True).returncode == 0
+    for split in ("train", "validation", "eval"):
+        rel = f"demo/logits/t1k/{split}.npy"
+        assert (out / rel).read_bytes() == (hf_run / "run" / rel).read_bytes(), split
 
 
 def test_teacher_keys_hold_only_their_kinds_fields(tmp_path, capsys):
