@@ -204,6 +204,11 @@ def test_config_not_utf8(capsys, tmp_path):
     ("seeds=[]", "'seeds' is empty"),
     ("seeds=[4,1,4]", "seeds lists 4 twice"),
     ("seeds=[4,-1]", "seeds must be >= 0, got -1"),
+    ("student.sparsity=1", "student.sparsity must be in [0, 1) (the share of weights pruned), got 1.0"),
+    ("student.sparsity=-0.2", "student.sparsity must be in [0, 1)"),
+    ("student.sparsity_schedule=cubc", "sparsity_schedule must be one of cubic, constant, got 'cubc' (did you mean 'cubic'?)"),
+    ("student.sparsity_end=0", "sparsity_start and sparsity_end must satisfy 0 <= start < end <= 1"),
+    ("student.sparsity_start=1.5", "sparsity_start and sparsity_end must satisfy 0 <= start < end <= 1"),
 ])
 def test_bad_value_or_override(capsys, tmp_path, override, phrase):
     refused_config(capsys, tmp_path, TINY, phrase, [override])

@@ -68,6 +68,11 @@ class StudentConfig:
     save_model: bool = False           # keep each student's weights (safetensors) in its folder
     gate_hidden: int = 64              # learned_gating: hidden units of the gate MLP
     gate_lr: float = 1e-3
+    sparsity: float = 0.0              # share of the encoder's linear weights pruned by magnitude (0 = dense; see sparsity.py)
+    sparsity_schedule: str = "cubic"   # cubic: reached gradually (Zhu & Gupta 2017) | constant: from the first step
+    sparsity_start: float = 0.0        # cubic: fractions of training where pruning starts and reaches the target
+    sparsity_end: float = 0.75
+    sparsity_structured: bool = False  # true: whole FFN neurons instead of single weights
 
 
 @dataclass
@@ -259,6 +264,7 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise MtkdError(f"config: student.gate_hidden must be >= 1, got {cfg.student.gate_hidden}")
     if not cfg.student.gate_lr > 0:
         raise MtkdError(f"config: student.gate_lr must be > 0, got {cfg.student.gate_lr}")
+    _check_sparsity(cfg.student)
     for where, c in [("student", cfg.student), *((f"teachers.{t.name}", t) for t in cfg.teachers)]:
         if c.pooling not in POOLINGS:
             raise MtkdError(f"config: {where}.pooling must be one of {', '.join(POOLINGS)}, got '{c.pooling}'")
@@ -301,6 +307,18 @@ def _check_seeds(cfg: RunConfig) -> None:
     if cfg.seeds[0] != cfg.seed:
         raise MtkdError(f"config: seeds must start with the run seed (seed: {cfg.seed}), got {cfg.seeds}; "
                         f"put {cfg.seed} first or drop 'seed' (then the first of 'seeds' is the run seed)")
+
+
+def _check_sparsity(st: StudentConfig) -> None:
+    from .sparsity import SCHEDULES
+    if not 0.0 <= st.sparsity < 1.0:
+        raise MtkdError(f"config: student.sparsity must be in [0, 1) (the share of weights pruned), got {st.sparsity}")
+    if st.sparsity_schedule not in SCHEDULES:
+        raise MtkdError(f"config: student.sparsity_schedule must be one of {', '.join(SCHEDULES)}, "
+                        f"got '{st.sparsity_schedule}'{_did_you_mean(st.sparsity_schedule, SCHEDULES)}")
+    if not 0.0 <= st.sparsity_start < st.sparsity_end <= 1.0:
+        raise MtkdError(f"config: student.sparsity_start and sparsity_end must satisfy 0 <= start < end <= 1 "
+                        f"(fractions of training), got {st.sparsity_start} and {st.sparsity_end}")
 
 
 def seeds_of(cfg: RunConfig) -> list[int]:

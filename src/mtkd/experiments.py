@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import stages
+from . import sparsity, stages
 from .config import RunConfig, dump_yaml, first_seeds, load_config, seeds_of, teacher_fields, to_dict, validate
 from .errors import MtkdError
 from .faults import failpoint
@@ -234,6 +234,8 @@ class Run:
         student = dataclasses.asdict(st)
         if s.strategy not in LEARNABLE:   # the gate's settings do not touch other students
             student = {k: v for k, v in student.items() if not k.startswith("gate_")}
+        if not st.sparsity:               # dense: the sparsity settings do not touch it (older caches stay valid)
+            student = {k: v for k, v in student.items() if not k.startswith("sparsity")}
         key = {"student": student, "method": s.method, "seed": cfg.seed, "label_names": task.label_names,
                "fingerprints": task.fingerprints(), "length_grouping": cfg.length_grouping}
         if s.type != "baseline":   # the metric picks the `weighted` teacher scores
@@ -277,8 +279,11 @@ class Run:
                 return kd_loss(logits, target, labels[idx].to(dev), d.temperature, d.alpha)
         spec = TrainSpec(st.epochs, st.lr, st.batch_size, st.weight_decay, st.warmup_ratio, cfg.seed,
                          cfg.length_grouping, st.gate_lr)
+        pruner = sparsity.from_config(model, st)   # None for a dense student
         model = train(model, data, spec, loss_fn, work, extra, want_features,
-                      desc=f"{task.name} {s.method}")
+                      desc=f"{task.name} {s.method}", on_step=pruner and pruner.on_step)
+        if pruner:   # masks folded in: what is evaluated and saved is the pruned student
+            info["sparsity"] = pruner.finish()
         metrics = {}
         for split in ("validation", "eval"):
             sp = task.splits[split]

@@ -106,9 +106,11 @@ class Trainer:
 
 
 def train(model, data: Encoded, spec: TrainSpec, loss_fn: LossFn, work_dir: Path,
-          extra: torch.nn.Module | None = None, want_features: bool = False, desc: str = "train"):
+          extra: torch.nn.Module | None = None, want_features: bool = False, desc: str = "train",
+          on_step: Callable[[int, int], None] | None = None):
     """Train `model` (and `extra`) in place; a checkpoint in `work_dir` after every epoch, resumed
-    from when present. One process (on its GPU when there is one)."""
+    from when present. One process (on its GPU when there is one). `on_step(step, total)` runs after
+    each optimizer step (e.g. sparsity.Pruner: state it keeps must live in the model's state dict)."""
     per_epoch = math.ceil(len(data) / spec.batch_size)
     total = max(1, round(spec.epochs * per_epoch))
     torch.manual_seed(spec.seed)
@@ -132,6 +134,8 @@ def train(model, data: Encoded, spec: TrainSpec, loss_fn: LossFn, work_dir: Path
                 break
             loss = trainer.step(batch_idx)
             step += 1
+            if on_step is not None:
+                on_step(step, total)
             bar.update(1)
             if step % 20 == 0:  # the only host sync in the loop: logging
                 bar.set_postfix(loss=f"{loss.item():.4f}")
