@@ -127,26 +127,45 @@ def test_confidence_hand_computed():
     assert confidence.entropy(np.array([[1.0, 0.0]]))[0] == 0.0
 
 
-def _task(metrics: dict[str, tuple[str, float]], name: str = "x") -> TaskEval:
-    models = [Model(m, t, np.zeros((2, 2)), v) for m, (t, v) in metrics.items()]
+def _task(metrics: dict[str, tuple], name: str = "x") -> TaskEval:
+    """metrics: {method: (type, eval metric[, validation metric])}; validation = eval when not given."""
+    models = [Model(m, v[0], np.zeros((2, 2)), v[1], val_metric=v[-1]) for m, v in metrics.items()]
     return TaskEval(name, ["a", "b"], "accuracy", 2.0, np.zeros(2, int), models,
-                    [m for m, (t, _) in metrics.items() if t == "teacher"], "eval", np.zeros(2, int), {}, Path("m"))
+                    [m for m, v in metrics.items() if v[0] == "teacher"], "eval", np.zeros(2, int), {}, Path("m"))
 
 
 def test_gap_and_advantage():
     assert gap.gap_closed(80.0, 60.0, 90.0) == pytest.approx(200 / 3)
     assert math.isnan(gap.gap_closed(80.0, 60.0, 60.0))          # zero denominator
     assert math.isnan(gap.gap_closed(80.0, float("nan"), 90.0))  # no baseline
-    assert [gap.verdict(v) for v in (0.05, 0.04, -0.04, -0.05, float("nan"))] == [
-        "multi-teacher better", "tie", "tie", "single-teacher better", "n/a"]
+    # the verdict is the CI's: above 0, below 0, containing 0 (whatever the size of the difference)
+    assert [gap.verdict(lo, hi) for lo, hi in ((0.01, 3.0), (-3.0, -0.01), (-0.5, 9.0), (0.0, 1.0), (math.nan, 1.0))] \
+        == ["multi-teacher better", "multi-teacher worse", "no significant difference", "no significant difference", "n/a"]
     t = _task({"ta": ("teacher", 90.0), "tb": ("teacher", 85.0), "no_kd": ("baseline", 70.0),
                "kd_ta": ("single", 80.0), "kd_tb": ("single", 78.0), "m_avg": ("multi", 81.5), "m_w": ("multi", 75.0)})
-    s = gap.task_summary(t)
+    s = gap.task_summary(t, {"headline": {"ci_low": 0.2, "ci_high": 2.9, "p_value": 0.01, "p_holm": 0.02},
+                             "gap_ci": {"m_avg": (50.0, 65.0)}})
     # advantage = 81.5 - 80 = 1.5 pp; gap closed by m_avg = (81.5 - 70) / (90 - 70) = 57.5 %
-    assert s["advantage_pp"] == 1.5 and s["verdict"] == "multi-teacher better"
-    assert s["best_student"] == {"method": "m_avg", "value": 81.5, "gap_closed_pct": 57.5}
+    assert s["advantage_pp"] == 1.5 and s["verdict"] == "multi-teacher better" and s["selected_on"] == "validation"
+    assert s["best_student"] == {"method": "m_avg", "value": 81.5, "validation": 81.5, "gap_closed_pct": 57.5,
+                                 "gap_closed_ci_pct": [50.0, 65.0]}
     assert s["gap_closed_pct"]["m_w"] == 25.0
+    assert gap.task_summary(t)["verdict"] == "n/a"                 # no CI, no verdict
     agg = gap.success_metrics([t, _task({"ta": ("teacher", 90.0), "kd_ta": ("single", 80.0)}, "y")])
     assert agg["n_tasks_compared"] == 1 and agg["average_advantage_pp"] == 1.5
-    assert agg["tasks"]["y"]["verdict"] == "n/a" and agg["n_multi_better"] == 1
+    assert agg["tasks"]["y"]["verdict"] == "n/a"
     assert agg["average_gap_closed_by_best_student_pct"] == 57.5   # second task has no baseline
+
+
+def test_best_is_selected_on_validation():
+    """Guards selection on validation: the model best on eval but not on validation is never the "best";
+    ties go to the first in config order; a model without a validation metric is never selected."""
+    t = _task({"ta": ("teacher", 95.0, 80.0), "tb": ("teacher", 85.0, 90.0), "no_kd": ("baseline", 70.0),
+               "kd_ta": ("single", 84.0, 70.0), "kd_tb": ("single", 78.0, 75.0), "kd_tc": ("single", 99.0, 75.0),
+               "m_avg": ("multi", 90.0, 60.0), "m_w": ("multi", 76.0, 76.0), "m_x": ("multi", 99.0, math.nan)})
+    s = gap.task_summary(t)
+    assert s["best_teacher"] == {"method": "tb", "value": 85.0, "validation": 90.0}
+    assert s["best_single"]["method"] == "kd_tb"                    # tie with kd_tc on validation: config order
+    assert s["best_multi"]["method"] == "m_w" and s["best_student"]["method"] == "m_w"
+    assert s["advantage_pp"] == -2.0                                # reported on eval: 76 - 78
+    assert s["gap_closed_pct"]["m_w"] == pytest.approx(100 * 6 / 15)   # (76 - 70) / (85 - 70): teacher tb, not ta

@@ -7,12 +7,14 @@ import pytest
 
 from _fake_run import build_fake_run
 from mtkd.analysis import analyze
+from mtkd.analysis.run import ensure_analysis
+from mtkd.cli import main
 from mtkd.errors import MtkdError
-from mtkd.report import build_report
-from mtkd.report.tables import Table
+from mtkd.report import build_report as _build_report
+from mtkd.tables import Table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-TABLES = ["advantage", "gap_closed", "ranking", "agreement_regions", "agreement_accuracy", "failure_categories",
+TABLES = ["significance", "advantage", "gap_closed", "ranking", "agreement_regions", "agreement_accuracy", "failure_categories",
           "teacher_confidence", "teacher_pairwise_agreement", "teacher_ceilings", "calibration"]
 FIGURES = ["gap_analysis.png", "agreement_breakdown.png", "failure_categories.png", "ranking_heatmap.png",
            "reliability_bin.png", "reliability_tri.png"]
@@ -21,6 +23,12 @@ FIGURES = ["gap_analysis.png", "agreement_breakdown.png", "failure_categories.pn
 def _metric(run, task, method):
     man = json.loads((run / task / "eval" / "manifest.json").read_text())
     return next(m["metrics"]["accuracy"] for m in man["models"] if m["method"] == method)
+
+
+def build_report(run):
+    """What `mtkd report` does: analyse when needed, then the report."""
+    ensure_analysis(run)
+    return _build_report(run)
 
 
 def _rows(path):
@@ -44,19 +52,32 @@ def test_analyze_writes_every_table_and_plot(tmp_path):
     adv = {r["task"]: r for r in _rows(out / "advantage.csv")}
     bin_adv = _metric(run, "bin", "multi_average") - _metric(run, "bin", "kd_t_a")
     assert float(adv["bin"]["advantage (pp)"]) == pytest.approx(bin_adv, abs=0.006)
-    assert adv["bin"]["verdict"] == "multi-teacher better"
-    assert adv["tri"]["verdict"] == "single-teacher better"
+    assert adv["bin"]["verdict"] == "multi-teacher better"        # +10 pp on 400 examples: CI above 0
+    assert adv["tri"]["verdict"] == "no significant difference"   # -5.75 pp: CI contains 0
+    sig = _rows(out / "significance.csv")
+    assert [(r["task"], r["method"], r["reference"], r["selected"]) for r in sig] == [
+        ("bin", "multi_average", "kd_t_a", "true"), ("bin", "multi_weighted", "kd_t_a", "false"),
+        ("tri", "multi_average", "kd_t_a", "true"), ("tri", "multi_weighted", "kd_t_a", "false"),
+        ("AVG", "best multi (per task)", "best single (per task)", "true")]
+    assert all(r["selected_on"] == "validation" for r in sig)
+    for r in sig[:4]:   # the difference is the manifests', inside its CI; Holm never lowers a p-value
+        assert float(r["diff_pp"]) == pytest.approx(_metric(run, r["task"], r["method"])
+                                                    - _metric(run, r["task"], r["reference"]), abs=0.006)
+        assert float(r["ci_low"]) <= float(r["diff_pp"]) <= float(r["ci_high"])
+        assert float(r["p_holm"]) >= float(r["p_value"])
+    assert float(sig[0]["ci_low"]) > 0 and float(sig[2]["ci_low"]) < 0 < float(sig[2]["ci_high"])
     regions = [r for r in _rows(out / "agreement_regions.csv") if r["task"] == "tri"]
     assert [r["region"] for r in regions] == ["all agree", "partial disagree", "full disagree"]
-    assert sum(int(r["examples"]) for r in regions) == 60
+    assert sum(int(r["examples"]) for r in regions) == 400
     fails = _rows(out / "failure_categories.csv")
     for r in fails:
         assert int(r["errors"]) == sum(int(r[c]) for c in ("all teachers wrong", "transfer failure",
                                                              "error on disagreement"))
     success = json.loads((out / "success_metrics.json").read_text())
-    assert success["n_multi_better"] == 1 and success["n_single_better"] == 1
+    assert success["n_multi_better"] == 1 and success["n_no_significant_difference"] == 1
+    assert success["selected_on"] == "validation"
     conf = _rows(out / "teacher_confidence.csv")
-    assert len(conf) == 6 and all(r["split"] == "validation" for r in conf)
+    assert [r["split"] for r in conf] == ["validation"] * 3 + ["train"] * 3 + ["validation"] * 3 + ["train"] * 3
     assert json.loads((analyze(run, "eval") / "manifest.json").read_text())["split"] == "eval"
 
 
@@ -66,8 +87,13 @@ def test_report_contains_computed_verdict(tmp_path):
     assert (run / "analysis" / "manifest.json").is_file()
     md, page = md_path.read_text(), html_path.read_text()
     gain = _metric(run, "bin", "multi_average") - _metric(run, "bin", "kd_t_a")
-    verdict = f"beats the best single-teacher student on 1 of 2 tasks, loses on 1; the largest gain is on bin ({gain:+.2f} pp"
-    assert verdict in md and verdict in page
+    sig = {r["task"]: r for r in _rows(run / "analysis" / "significance.csv") if r["selected"] == "true"}
+    for line in ("better on 1, worse on 0, no significant difference on 1 of 2 tasks",
+                 f"bin: multi-teacher better. multi_average − kd_t_a = {gain:+.2f} pp accuracy on eval, "
+                 f"95% CI [{sig['bin']['ci_low']}, {sig['bin']['ci_high']}]",
+                 "tri: no significant difference.", f"Average over tasks: {float(sig['AVG']['diff_pp']):+.2f} pp"):
+        assert line in md and line in page
+    assert "## Multi-teacher vs best single-teacher student, per example" in md
     assert "bin: 3 teachers, 1 baseline, 3 single-teacher and 2 multi-teacher students; nothing missing." in md
     assert "```yaml\nname: fake-run" in md                # config verbatim
     assert "| multi_average | multi |" in md               # master table
@@ -86,7 +112,7 @@ def test_report_says_what_is_missing(tmp_path):
             "multi-teacher student 'average', multi-teacher student 'weighted'.") in md
     assert ("tri: 3 teachers, 0 baselines, 2 single-teacher and 1 multi-teacher students; missing: "
             "no-KD baseline, single-teacher student for t_c, multi-teacher student 'weighted'.") in md
-    assert "beats the best single-teacher student on 0 of 1 task, loses on 1; the difference is on tri (-" in md
+    assert "no significant difference on 1 of 1 task" in md and "tri: no significant difference." in md
     assert "Advantage not computed for bin" in md
     gap = {(r["task"], r["student"]): r["gap closed (%)"] for r in _rows(run / "analysis" / "gap_closed.csv")}
     assert gap[("tri", "multi_average")] == "n/a"           # no baseline on tri
@@ -108,22 +134,41 @@ def test_teachers_only_run(tmp_path):
     run = build_fake_run(tmp_path, drop={"bin": students, "tri": students})
     md = build_report(run)[0].read_text()
     assert "cannot be computed: no task has both single- and multi-teacher students" in md
+    assert _rows(run / "analysis" / "significance.csv") == []
     assert "missing: no-KD baseline, single-teacher student for t_a" in md
     assert (run / "analysis" / "ranking_heatmap.png").read_bytes()[:8] == PNG_MAGIC
 
 
-def test_report_reanalyses_when_eval_is_newer(tmp_path):
+def test_report_reads_a_current_analysis_only(tmp_path, capsys):
+    """Data flows one way: build_report never analyses; it refuses a missing or stale analysis in one line,
+    and `mtkd report` re-analyses visibly (keeping the split chosen before) only when needed."""
     run = build_fake_run(tmp_path)
+    with pytest.raises(MtkdError, match=r"analysis is missing or unfinished: run `mtkd analyze .*` first"):
+        _build_report(run)
     analyze(run, "eval")
     man = run / "analysis" / "manifest.json"
     old = man.stat().st_mtime
     os.utime(man, (old - 100, old - 100))
-    build_report(run)                                       # eval manifests newer -> re-analysed
+    with pytest.raises(MtkdError, match="older than the run's evaluation"):
+        _build_report(run)
+    capsys.readouterr()
+    assert main(["report", str(run)]) == 0
+    assert "older than the run's evaluation: analysing the run" in capsys.readouterr().out
     assert man.stat().st_mtime > old - 100
     assert json.loads(man.read_text())["split"] == "eval"   # keeps the split chosen before
     stamp = man.stat().st_mtime_ns
-    build_report(run)                                       # fresh -> not re-analysed
-    assert man.stat().st_mtime_ns == stamp
+    assert main(["report", str(run)]) == 0                   # current -> not re-analysed
+    assert man.stat().st_mtime_ns == stamp and "analysing" not in capsys.readouterr().out
+
+
+def test_analysis_does_not_import_the_report():
+    """Guards the one-way data flow: importing the analysis (and running it) never loads mtkd.report."""
+    import subprocess
+    import sys
+    code = "import sys, mtkd.analysis, mtkd.analysis.run, mtkd.sweeps; " \
+           "print(sorted(m for m in sys.modules if m.startswith('mtkd.report')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_user_errors_are_one_line(tmp_path):

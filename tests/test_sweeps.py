@@ -65,13 +65,12 @@ def test_temperature_sweep_retrains_only_students(base, capsys):
     assert {r["trained_in"] for r in table if r["method"] == "no_kd"} == {"base run"}
     assert not np.array_equal(student_logits(folder / "T=1"), student_logits(folder / "T=4"))
     assert (folder / "sweep_T.png").read_bytes().startswith(PNG)
-    # best.md names the point(s) of the highest AVG, computed from the results
+    # best.md names the point of the highest validation AVG (first on ties) and reports its eval AVG
     multi = [r for r in table if r["method"] == "multi_average"]
-    top = max(float(r["AVG"]) for r in multi)
+    top = max(multi, key=lambda r: float(r["val_AVG"]))
     best_line = next(l for l in (folder / "best.md").read_text().splitlines() if l.startswith("| multi_average"))
-    if len({r["AVG"] for r in multi}) > 1:
-        assert best_line.split("|")[3].strip() == ", ".join(r["point"] for r in multi if float(r["AVG"]) == top)
-    assert f"{top:.2f}" in best_line
+    assert [c.strip() for c in best_line.split("|")[3:6]] == [top["point"], top["val_AVG"], top["AVG"]]
+    assert "selected on validation" in (folder / "best.md").read_text()
 
 
 def test_grid_writes_annotated_heatmaps(base):
@@ -80,7 +79,7 @@ def test_grid_writes_annotated_heatmaps(base):
     folder = base / "sweeps" / "grid"
     table = rows(folder / "sweep_results.csv")
     assert sorted({r["point"] for r in table}) == ["T=1_alpha=0.5", "T=1_alpha=0.9", "T=4_alpha=0.5", "T=4_alpha=0.9"]
-    means = {m: np.mean([float(r["demo_acc"]) for r in table if r["method"] == m]) for m in ("kd_t1", "kd_tf")}
+    means = {m: np.mean([float(r["val_AVG"]) for r in table if r["method"] == m]) for m in ("kd_t1", "kd_tf")}
     best_single = max(means, key=means.get)
     for method in ("multi_average", best_single):
         assert (folder / f"grid_demo_{method}.png").read_bytes().startswith(PNG)
@@ -121,14 +120,28 @@ def test_paired_difference_by_hand():
     task = TaskData("demo", ("neg", "pos"), "accuracy", {})
     scores = {"kd_a": [81, 81, 81], "kd_b": [70, 70, 70], "multi_x": [80, 82, 84], "multi_y": [60, 60, 60]}
     types = {"kd_a": "single", "kd_b": "single", "multi_x": "multi", "multi_y": "multi"}
-    results = [Result(Point(f"seed={s}", (str(s),), None), m, types[m], "point", {}, {"demo": float(v[s])}, float(v[s]))
-               for s in range(3) for m, v in scores.items()]
+    results = [Result(Point(f"seed={s}", (str(s),), None), m, types[m], "point", {}, {"demo": float(v[s])}, float(v[s]),
+                      {"demo": float(v[s])}, float(v[s])) for s in range(3) for m, v in scores.items()]
     table, sentences = seed_summary([task], results)
     (row,) = [r for r in table.rows if r[2] == "paired_difference"]
     half = 4.303 * 2 / math.sqrt(3)                               # diffs -1, 1, 3: mean 1, std 2
     assert row[:6] == ["demo", "multi_x - kd_a", "paired_difference", "3", "1.00", "2.00"]
     assert float(row[6]) == pytest.approx(1 - half, abs=0.01) and float(row[7]) == pytest.approx(1 + half, abs=0.01)
     assert row[8:] == ["0.67", "0"] and "2/3 seeds" in sentences[0]
+
+
+def test_seed_summary_selects_on_validation():
+    """Guards selection on validation in the seed summary: kd_a and multi_x are best on eval, kd_b and multi_y on
+    validation, so the paired difference is multi_y - kd_b, computed on eval."""
+    task = TaskData("demo", ("neg", "pos"), "accuracy", {})
+    scores = {"kd_a": [81, 81, 81], "kd_b": [70, 70, 70], "multi_x": [80, 82, 84], "multi_y": [60, 62, 61]}
+    val = {"kd_a": 70.0, "kd_b": 75.0, "multi_x": 70.0, "multi_y": 72.0}
+    types = {"kd_a": "single", "kd_b": "single", "multi_x": "multi", "multi_y": "multi"}
+    results = [Result(Point(f"seed={s}", (str(s),), None), m, types[m], "point", {}, {"demo": float(v[s])}, float(v[s]),
+                      {"demo": val[m]}, val[m]) for s in range(3) for m, v in scores.items()]
+    table, _ = seed_summary([task], results)
+    (row,) = [r for r in table.rows if r[2] == "paired_difference"]
+    assert row[1] == "multi_y - kd_b" and row[4] == "-9.00"          # eval diffs -10, -8, -9
 
 
 @pytest.mark.parametrize("param,phrase", [

@@ -181,7 +181,9 @@ def _dispatch(args) -> int:
         print(f"done: {analyze(_run_dir(args.run_dir), split=args.split)}")
         return 0
     if args.command == "report":
+        from .analysis.run import ensure_analysis
         from .report import build_report
+        ensure_analysis(_run_dir(args.run_dir))   # visibly, when missing or stale
         md, html = build_report(_run_dir(args.run_dir))
         print(f"done: {md}\n      {html}")
         return 0

@@ -122,7 +122,9 @@ class Run:
         if upto >= 5:
             self.write_master_table()
         if upto >= 6:
+            from .analysis.run import ensure_analysis
             from .report import build_report
+            ensure_analysis(self.out, self.log)
             build_report(self.out)
         return self.out
 
@@ -409,7 +411,7 @@ class Run:
         (the mean over seeds) and AVG (the mean of the official metrics). A run of several seeds adds
         `<column>_sd` columns to the CSV (sample sd over seeds; empty for a model of one seed, e.g. teachers
         trained once) and shows "mean ± sd" in the Markdown."""
-        from .report.tables import Table
+        from .tables import Table
         from .tasks import METRIC_SHORT
         rows: dict[str, dict] = {}
         columns, official = [], []

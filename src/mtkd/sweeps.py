@@ -27,8 +27,8 @@ from .config import RunConfig, StudentConfig, _did_you_mean, _safe_name, load_co
 from .errors import MtkdError
 from .experiments import Run, Student, mean_metrics, planned_students
 from .io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
-from .report import figures
-from .report.tables import Table, cell
+from .analysis import figures
+from .tables import Table, cell
 from .tasks import TaskData, table_values
 
 SWEEP_DIR = "sweeps"
@@ -181,8 +181,16 @@ class Result:
     type: str
     trained_in: str             # point | base run
     columns: dict[str, float]   # master-table columns of every task (<task>_<metric>)
-    official: dict[str, float]  # task -> official metric (%)
+    official: dict[str, float]  # task -> official metric on eval (%): what is reported
     avg: float                  # mean of the official metrics over tasks
+    val_official: dict[str, float]   # task -> official metric on validation (%): what selects a "best"
+    val_avg: float
+
+    def score(self, task: str | None = None, on: str = "eval") -> float:
+        """The official metric of `task` (None: AVG over tasks) on eval or on validation."""
+        if on == "validation":
+            return self.val_official[task] if task else self.val_avg
+        return self.official[task] if task else self.avg
 
 
 def execute(sweep: Sweep, recompute=False, log=print) -> tuple[list[TaskData], list[Result]]:
@@ -213,15 +221,16 @@ def point_results(sweep: Sweep, point: Point, tasks: list[TaskData]) -> list[Res
     for s in students:
         from_base = s.type == "baseline" and sweep.baseline_from_base
         run = Run(sweep.base, sweep.run_dir) if from_base else Run(point.cfg, sweep.folder / point.folder)
-        columns, official = {}, {}
+        columns, official, val = {}, {}, {}
         for task in tasks:   # the mean over the run's seeds (a point of a seed sweep has one)
-            per_seed = [read_json(run.at_seed(seed).student_dir(task.name, s.method) / "metrics.json")["eval"]
+            per_seed = [read_json(run.at_seed(seed).student_dir(task.name, s.method) / "metrics.json")
                         for seed in seeds_of(run.cfg)]
-            metrics = mean_metrics(per_seed)
+            metrics = mean_metrics([m["eval"] for m in per_seed])
             columns.update(table_values(task, metrics))
             official[task.name] = metrics[task.metric]
+            val[task.name] = mean_metrics([m["validation"] for m in per_seed])[task.metric]
         out.append(Result(point, s.method, s.type, "base run" if from_base else "point", columns, official,
-                          sum(official.values()) / len(official)))
+                          sum(official.values()) / len(official), val, sum(val.values()) / len(val)))
     return out
 
 
@@ -229,9 +238,10 @@ def point_results(sweep: Sweep, point: Point, tasks: list[TaskData]) -> list[Res
 
 def results_table(sweep: Sweep, tasks: list[TaskData], results: list[Result]) -> Table:
     metric_columns = [c for t in tasks for c in t.metric_columns]
-    header = ["point", *(p.short for p in sweep.params), "method", "type", *metric_columns, "AVG", "trained_in"]
+    header = ["point", *(p.short for p in sweep.params), "method", "type", *metric_columns, "AVG", "val_AVG",
+              "trained_in"]
     rows = [[r.point.folder, *r.point.values, r.method, r.type, *(cell(r.columns.get(c)) for c in metric_columns),
-             cell(r.avg), r.trained_in] for r in results]
+             cell(r.avg), cell(r.val_avg), r.trained_in] for r in results]
     return Table(header, rows)
 
 
@@ -240,16 +250,22 @@ def methods_of(results: list[Result]) -> list[tuple[str, str]]:
 
 
 def best_single(results: list[Result], task: str | None = None) -> str | None:
-    """The single-teacher student with the highest mean over the points (of `task`'s metric, or AVG)."""
+    """The single-teacher student with the highest validation metric, mean over the points (`task`'s, or AVG)."""
     return _best_of_type(results, "single", task)
 
 
 def _best_of_type(results: list[Result], type_: str, task: str | None = None) -> str | None:
+    """Selected on validation (the mean over the points), ties broken by config order; None if there is none."""
     means = {}
     for method, t in methods_of(results):
         if t == type_:
-            means[method] = np.mean([r.official[task] if task else r.avg for r in results if r.method == method])
-    return max(means, key=means.get) if means else None
+            means[method] = np.mean([r.score(task, "validation") for r in results if r.method == method])
+    return max(means, key=means.get) if means else None   # max keeps the first of equals: config order
+
+
+def best_result(results: list[Result], task: str | None = None) -> Result | None:
+    """The point x method with the highest validation score (`task`'s metric, or AVG); first on ties."""
+    return max(results, key=lambda r: r.score(task, "validation")) if results else None
 
 
 def line_plot(sweep: Sweep, tasks: list[TaskData], results: list[Result]) -> bytes:
@@ -273,50 +289,49 @@ def heatmaps(sweep: Sweep, tasks: list[TaskData], results: list[Result]) -> dict
             chosen.append((single, " (best single teacher)"))
         for method, note in chosen:
             grid = np.full((len(py.values), len(px.values)), np.nan)
-            for r in results:
-                if r.method == method:
-                    x, y = r.point.values
-                    grid[py.values.index(y), px.values.index(x)] = r.official[task.name]
+            mine = [r for r in results if r.method == method]
+            for r in mine:
+                x, y = r.point.values
+                grid[py.values.index(y), px.values.index(x)] = r.official[task.name]
+            top = best_result(mine, task.name)
+            cell_ = (py.values.index(top.point.values[1]), px.values.index(top.point.values[0])) if top else None
             title = f"{task.name}: {method}{note}, {task.metric} over {px.short} × {py.short}"
             out[f"grid_{task.name}_{method}.png"] = figures.sweep_heatmap(title, px.short, list(px.values), py.short,
-                                                                          list(py.values), grid, task.metric)
+                                                                          list(py.values), grid, task.metric, cell_)
     return out
 
 
 def best_markdown(sweep: Sweep, results: list[Result]) -> str:
-    """Which point is best for each method, by AVG (the mean of the tasks' official metrics)."""
+    """Which point is best for each method: selected on validation AVG, reported on eval AVG."""
     swept = "; ".join(f"{p.short} (`{p.key}`) ∈ {{{', '.join(p.values)}}}" for p in sweep.params)
     lines = [f"# Best point per method: sweep `{sweep.folder.name}`", "",
-             f"Swept: {swept}. Score: AVG, the mean over tasks of each task's official metric on eval (%).", "",
-             "| method | type | best point | AVG | worst point | AVG | best − worst (pp) |", "|---|---|---|---|---|---|---|"]
+             f"Swept: {swept}. Score: AVG, the mean over tasks of each task's official metric (%). The best point is "
+             "selected on validation (val AVG, first point on ties) and reported on eval (AVG); the worst likewise.", "",
+             "| method | type | best point (selected on validation) | val AVG | AVG | worst point | val AVG | AVG |",
+             "|---|---|---|---|---|---|---|---|"]
     for method, type_ in methods_of(results):
         mine = [r for r in results if r.method == method]
-        hi, lo = max(r.avg for r in mine), min(r.avg for r in mine)
-        if hi == lo:
+        if len({r.val_avg for r in mine}) == 1 and len({r.avg for r in mine}) == 1:
             where = "the same at every point" + (" (from the base run)" if mine[0].trained_in == "base run" else "")
-            lines.append(f"| {method} | {type_} | {where} | {cell(hi)} | | | 0.00 |")
+            lines.append(f"| {method} | {type_} | {where} | {cell(mine[0].val_avg)} | {cell(mine[0].avg)} | | | |")
             continue
-        best = ", ".join(r.point.folder for r in mine if r.avg == hi)
-        worst = ", ".join(r.point.folder for r in mine if r.avg == lo)
-        lines.append(f"| {method} | {type_} | {best} | {cell(hi)} | {worst} | {cell(lo)} | {cell(hi - lo)} |")
-    top = max(r.avg for r in results)
-    at: dict[str, list[str]] = {}
-    for r in results:
-        if r.avg == top:
-            at.setdefault(r.method, []).append(r.point.folder)
-    winners = [f"**{m}** at " + ("every point" if len(f) == len(sweep.points) else ", ".join(f"**{x}**" for x in f))
-               for m, f in at.items()]
-    lines += ["", f"Best overall: {'; '.join(winners)} (AVG {cell(top)})."]
-    multi = [r for r in results if r.type == "multi"]
-    single = [r for r in results if r.type == "single"]
-    if multi and single:
-        m, s = max(multi, key=lambda r: r.avg), max(single, key=lambda r: r.avg)
-        lines.append(f"Best multi-teacher student: {m.method} at {m.point.folder} ({cell(m.avg)}); best single-teacher "
-                     f"student: {s.method} at {s.point.folder} ({cell(s.avg)}); difference {m.avg - s.avg:+.2f} pp.")
+        hi = best_result(mine)
+        lo = min(mine, key=lambda r: r.val_avg)
+        lines.append(f"| {method} | {type_} | {hi.point.folder} | {cell(hi.val_avg)} | {cell(hi.avg)} | "
+                     f"{lo.point.folder} | {cell(lo.val_avg)} | {cell(lo.avg)} |")
+    top = best_result(results)
+    lines += ["", f"Best overall (selected on validation): **{top.method}** at **{top.point.folder}** "
+                  f"(val AVG {cell(top.val_avg)}, eval AVG {cell(top.avg)})."]
+    m = best_result([r for r in results if r.type == "multi"])
+    s = best_result([r for r in results if r.type == "single"])
+    if m and s:
+        lines.append(f"Best multi-teacher student (selected on validation): {m.method} at {m.point.folder} "
+                     f"(eval {cell(m.avg)}); best single-teacher student: {s.method} at {s.point.folder} "
+                     f"(eval {cell(s.avg)}); difference on eval {m.avg - s.avg:+.2f} pp.")
     n = len(seeds_of(sweep.points[0].cfg))
     runs = "one training run (one seed)" if n == 1 else f"the mean of {n} training runs (seeds {seeds_of(sweep.base)})"
-    lines += ["", f"Every point is {runs}: differences smaller than the seed-to-seed spread "
-              "(`mtkd seeds`) are noise, and picking the best point on eval is optimistic."]
+    lines += ["", f"Every point is {runs}: differences smaller than the seed-to-seed spread (`mtkd seeds`) and "
+              "the eval sampling error (`mtkd analyze` on a run: significance.csv) are noise."]
     return "\n".join(lines) + "\n"
 
 
@@ -382,12 +397,13 @@ def t_interval(values) -> Interval:
 
 def seed_summary(tasks: list[TaskData], results: list[Result]) -> tuple[Table, list[str]]:
     """Per task (and AVG over tasks when there are several) and method: mean, std, n, 95% t-interval of the
-    official metric across seeds; then the paired difference best multi − best single, seed by seed."""
+    official metric across seeds; then the paired difference best multi − best single (both selected on
+    validation: the highest mean validation metric across seeds), seed by seed."""
     header = ["task", "method", "type", "n", "mean", "std", "ci95_low", "ci95_high", "share_multi_wins", "ties"]
     rows, sentences = [], []
     scopes = [t.name for t in tasks] + (["AVG"] if len(tasks) > 1 else [])
     for scope in scopes:
-        score = (lambda r: r.avg) if scope == "AVG" else (lambda r, s=scope: r.official[s])
+        score = (lambda r: r.avg) if scope == "AVG" else (lambda r, s=scope: r.official[s])   # reported: eval
         for method, type_ in methods_of(results):
             iv = t_interval([score(r) for r in results if r.method == method])
             rows.append([scope, method, type_, str(iv.n), *(cell(v) for v in (iv.mean, iv.std, iv.low, iv.high)), "", ""])
@@ -421,8 +437,9 @@ def seed_markdown(sweep: Sweep, table: Table, sentences: list[str]) -> str:
              "metric on eval (%). std is the sample standard deviation; the interval is mean ± t(0.975, n−1)·std/√n.",
              "", method_rows.to_markdown().rstrip(), "",
              "## Best multi-teacher − best single-teacher student, paired by seed", "",
-             "Best = the method of that type with the highest mean across seeds (chosen on eval, for both sides). "
-             "A win is a strictly higher metric at the same seed.", ""]
+             "Best = the method of that type with the highest mean validation metric across seeds (selected on "
+             "validation, for both sides; first in config order on ties), compared on eval. A win is a strictly "
+             "higher eval metric at the same seed.", ""]
     if paired.rows:
         lines += [paired.to_markdown().rstrip(), "", *sentences]
     else:

@@ -1,9 +1,12 @@
 """Read a run directory's evaluate-stage output (RUN/<task>/eval/) into plain arrays.
 
 Only the documented format of docs/run_dir.md is used: the eval manifest, the label
-arrays and one logits array per model. Every problem a user can cause (missing run,
-no evaluated task, unknown split, a file the manifest names but that is absent or of
-the wrong shape) is raised as a one-line `MtkdError`.
+arrays and the logits of every model (eval at each seed, validation; teachers' train logits).
+Fields added with several seeds per run are optional: a run written before them loads as one
+seed, with validation metrics computed from validation logits where those exist (else NaN) and
+no train logits. Every problem a user can cause (missing run, no evaluated task, unknown split,
+a file the manifest names but that is absent or of the wrong shape) is raised as a one-line
+`MtkdError`.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import yaml
 
 from mtkd.errors import MtkdError
 from mtkd.io import load_npy
+from mtkd.tasks import compute_metrics
 
 SPLITS = ("validation", "eval")
 MODEL_TYPES = ("teacher", "baseline", "single", "multi")
@@ -25,10 +29,18 @@ MODEL_TYPES = ("teacher", "baseline", "single", "multi")
 class Model:
     method: str
     type: str                      # teacher | baseline | single | multi
-    logits: np.ndarray             # float [N_eval, C]
-    metric: float                  # official metric in % (NaN if the manifest lacks it)
+    logits: np.ndarray             # float [N_eval, C], the run seed
+    metric: float                  # official metric on eval in %, mean over seeds (NaN if the manifest lacks it)
     teachers: list[str] = field(default_factory=list)
     strategy: str | None = None
+    seeds: list[int] = field(default_factory=list)                          # run seed first
+    seed_logits: dict[int, np.ndarray] = field(default_factory=dict)        # seed -> eval logits, run seed first
+    val_metric: float = float("nan")   # official metric on validation in %, mean over seeds: what selects a "best"
+    val_logits: np.ndarray | None = None                                    # float [N_val, C], the run seed
+
+    def seed_preds(self) -> np.ndarray:
+        """Predicted eval classes at every seed, int [S, N_eval] (run seed first)."""
+        return np.stack([lg.argmax(axis=1) for lg in self.seed_logits.values()])
 
 
 @dataclass
@@ -44,6 +56,9 @@ class TaskEval:
     split_labels: np.ndarray       # int [N_split]
     split_logits: dict[str, np.ndarray]   # teacher -> float [N_split, C]
     manifest_path: Path
+    val_labels: np.ndarray | None = None          # int [N_val]
+    train_labels: np.ndarray | None = None        # int [N_train], when the run wrote teacher train logits
+    train_logits: dict[str, np.ndarray] = field(default_factory=dict)   # teacher -> float [N_train, C]
 
     def of_type(self, *types: str) -> list[Model]:
         return [m for m in self.models if m.type in types]
@@ -101,34 +116,55 @@ def load_task(manifest_path: Path, split: str = "validation") -> TaskEval:
         man = json.loads(manifest_path.read_text(encoding="utf-8"))
         n_classes = len(man["label_names"])
         labels = _labels(folder, man["labels_eval"], n_classes)
-        models = []
-        for m in man["models"]:
-            if m["type"] not in MODEL_TYPES:
-                raise MtkdError(f"{manifest_path}: model '{m['method']}' has unknown type '{m['type']}'")
-            logits = _load(folder, m["file"], 2, m["method"])
-            _check_shape(logits, len(labels), n_classes, folder / m["file"])
-            metric = m.get("metrics", {}).get(man["metric"])
-            models.append(Model(m["method"], m["type"], logits.astype(np.float64),
-                                float("nan") if metric is None else float(metric),
-                                list(m.get("teachers") or []), m.get("strategy")))
+        val_labels = _labels(folder, man["labels_validation"], n_classes) if man.get("labels_validation") else None
+        run_seed = (man.get("seeds") or [read_config(folder.parent.parent).get("seed", 0)])[0]
+        models = [_model(folder, man, m, labels, val_labels, run_seed) for m in man["models"]]
         teacher_names = [m.method for m in models if m.type == "teacher"]
         if split == "eval":
             split_labels = labels
             split_logits = {m.method: m.logits for m in models if m.type == "teacher"}
         else:
             split_labels = _labels(folder, man["labels_validation"], n_classes)
-            split_logits = {}
-            for t in teacher_names:
-                arr = _load(folder, man["validation_files"][t], 2, t)
-                _check_shape(arr, len(split_labels), n_classes, folder / man["validation_files"][t])
-                split_logits[t] = arr.astype(np.float64)
+            split_logits = {t: _logits(folder, man["validation_files"][t], len(split_labels), n_classes, t)
+                            for t in teacher_names}
+        train_labels, train_logits = None, {}
+        if man.get("labels_train") and man.get("train_files"):
+            train_labels = _labels(folder, man["labels_train"], n_classes).astype(np.int64)
+            train_logits = {t: _logits(folder, f, len(train_labels), n_classes, t)
+                            for t, f in man["train_files"].items() if t in teacher_names}
         return TaskEval(str(man.get("task", folder.parent.name)), list(man["label_names"]), man["metric"],
                         float(man.get("temperature", 1.0)), labels.astype(np.int64), models,
-                        teacher_names, split, split_labels.astype(np.int64), split_logits, manifest_path)
+                        teacher_names, split, split_labels.astype(np.int64), split_logits, manifest_path,
+                        None if val_labels is None else val_labels.astype(np.int64), train_labels, train_logits)
     except (KeyError, TypeError) as e:
         raise MtkdError(f"{manifest_path}: malformed eval manifest (missing or bad field {e})") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise MtkdError(f"{manifest_path}: not a valid JSON file") from None
+
+
+def _model(folder: Path, man: dict, m: dict, labels, val_labels, run_seed: int) -> Model:
+    n_classes, metric = len(man["label_names"]), man["metric"]
+    if m["type"] not in MODEL_TYPES:
+        raise MtkdError(f"{folder / 'manifest.json'}: model '{m['method']}' has unknown type '{m['type']}'")
+    seed_files = {int(s): f for s, f in (m.get("seed_files") or {}).items()} or {int(run_seed): m["file"]}
+    seeds = [int(s) for s in m.get("seeds") or seed_files]
+    seed_logits = {s: _logits(folder, seed_files[s], len(labels), n_classes, m["method"]) for s in seeds}
+    value = (m.get("metrics") or {}).get(metric)
+    val_file = m.get("validation_file") or (man.get("validation_files") or {}).get(m["method"])
+    val_logits = None if val_file is None or val_labels is None else \
+        _logits(folder, val_file, len(val_labels), n_classes, m["method"])
+    val_value = (m.get("validation_metrics") or {}).get(metric)
+    if val_value is None and val_logits is not None:   # older runs: teachers' validation logits only
+        val_value = compute_metrics(val_labels, val_logits.argmax(1), n_classes)[metric]
+    return Model(m["method"], m["type"], seed_logits[seeds[0]], float("nan") if value is None else float(value),
+                 list(m.get("teachers") or []), m.get("strategy"), seeds, seed_logits,
+                 float("nan") if val_value is None else float(val_value), val_logits)
+
+
+def _logits(folder: Path, name: str, n: int, c: int, what: str) -> np.ndarray:
+    arr = _load(folder, name, 2, what)
+    _check_shape(arr, n, c, folder / name)
+    return arr.astype(np.float64)
 
 
 def _load(folder: Path, name: str, ndim: int, what: str) -> np.ndarray:

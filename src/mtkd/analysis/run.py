@@ -1,46 +1,55 @@
 """`analyze(RUN)`: every analysis of a run, written as tables, plots and one manifest under
 RUN/analysis/. The manifest is written last and lists the inputs (sha256 of each eval
-manifest), the tables and figures with their titles, and the sha256 of every output."""
+manifest), the tables and figures with their titles, and the sha256 of every output.
+
+Every "best" model is selected on validation (gap.best) and reported on eval; the verdicts come
+from the paired bootstrap of significance.py. Data flows one way: the analysis reads RUN/<task>/eval
+and writes RUN/analysis; the report (mtkd.report) only reads RUN/analysis and never imports this."""
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from pathlib import Path
 
 import numpy as np
 
-from mtkd.analysis import agreement, calibration, confidence, diversity, failures, gap
-from mtkd.analysis.load import TaskEval, load_run
+from mtkd.analysis import agreement, calibration, confidence, diversity, failures, figures, gap, significance
+from mtkd.analysis.load import SPLITS, TaskEval, eval_manifests, load_run
 from mtkd.io import atomic_write_bytes, atomic_write_text
-from mtkd.report import figures
-from mtkd.report.tables import Table, cell
+from mtkd.tables import Table, cell
 
 ANALYSIS_DIR = "analysis"
 
 
-def analyze(run_dir: Path, split: str = "validation") -> Path:
-    """Analyse RUN (eval split for everything, `split` for teacher confidence); return RUN/analysis."""
+def analyze(run_dir: Path, split: str = "validation", n_resamples: int = significance.stats.N_RESAMPLES) -> Path:
+    """Analyse RUN (eval split for everything, `split` (and train, when the run has teacher train
+    logits) for teacher confidence); return RUN/analysis."""
     run_dir = Path(run_dir)
     tasks = load_run(run_dir, split)
     out = run_dir / ANALYSIS_DIR
     out.mkdir(parents=True, exist_ok=True)
+    sigs, average = significance.significance(tasks, n_resamples)
+    summaries = {t.name: gap.task_summary(t, sigs[t.name]) for t in tasks}
     written: list[Path] = []
     tables = []
-    for name, title, description, table in _tables(tasks, split):
+    for name, title, description, table in _tables(tasks, split, sigs, average, summaries):
         written += table.write(out, name)
         tables.append({"name": name, "title": title, "description": description})
-    success = gap.success_metrics(tasks)
+    success = gap.success_metrics(tasks, sigs, average)
     atomic_write_text(out / "success_metrics.json", json.dumps(success, indent=2) + "\n")
     written.append(out / "success_metrics.json")
     figs = []
-    for file, title, caption, png in _figures(tasks):
+    for file, title, caption, png in _figures(tasks, summaries):
         atomic_write_bytes(out / file, png)
         written.append(out / file)
         figs.append({"file": file, "title": title, "caption": caption})
     manifest = {
         "stage": "analyze",
         "split": split,
+        "selected_on": gap.SELECTED_ON,
+        "n_resamples": n_resamples,
         "inputs": {t.name: sha256(t.manifest_path) for t in tasks},
         "tables": tables,
         "figures": figs,
@@ -48,6 +57,37 @@ def analyze(run_dir: Path, split: str = "validation") -> Path:
     }
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return out
+
+
+def analysis_problem(run_dir: Path) -> str | None:
+    """Why RUN/analysis cannot be used as it is (missing, unreadable, older than or not made from the
+    current eval manifests, an output gone), or None when it is current."""
+    run_dir = Path(run_dir)
+    manifests = eval_manifests(run_dir)
+    man_path = run_dir / ANALYSIS_DIR / "manifest.json"
+    try:
+        man = json.loads(man_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return f"{man_path.parent} is missing or unfinished"
+    current = sorted(sha256(p) for p in manifests)
+    if sorted(man.get("inputs", {}).values()) != current or \
+            any(p.stat().st_mtime > man_path.stat().st_mtime for p in manifests):
+        return f"{man_path.parent} is older than the run's evaluation"
+    gone = [f for f in man.get("outputs", {}) if not (man_path.parent / f).is_file()]
+    return f"{man_path.parent / gone[0]} is missing" if gone else None
+
+
+def ensure_analysis(run_dir: Path, log=print) -> Path:
+    """Analyse RUN when its analysis is not current (saying so), keeping the split chosen before."""
+    problem = analysis_problem(run_dir)
+    if problem:
+        log(f"[analyze] {problem}: analysing the run")
+        try:
+            split = json.loads((Path(run_dir) / ANALYSIS_DIR / "manifest.json").read_text(encoding="utf-8"))["split"]
+        except (OSError, ValueError, KeyError, TypeError):
+            split = "validation"
+        analyze(run_dir, split if split in SPLITS else "validation")
+    return Path(run_dir) / ANALYSIS_DIR
 
 
 def sha256(path: Path) -> str:
@@ -77,16 +117,34 @@ def ranks(task: TaskEval) -> dict[str, int]:
 
 # ---------------------------------------------------------------- tables
 
-def _tables(tasks: list[TaskEval], split: str):
+def p_cell(p) -> str:
+    """A p-value: 3 significant digits (n/a when undefined)."""
+    return cell(p) if p is None or math.isnan(p) else f"{p:.3g}"
+
+
+def significance_table(sigs: dict[str, dict], average: dict | None) -> Table:
+    rows = [r for s in sigs.values() for r in s["rows"]] + ([average] if average else [])
+    fmt = {"diff_pp": cell, "ci_low": cell, "ci_high": cell, "p_value": p_cell, "p_holm": p_cell,
+           "method_validation": cell, "reference_validation": cell,
+           "selected": lambda v: "true" if v else "false",
+           "p_per_seed": lambda d: ";".join(f"{k}:{p_cell(p)}" for k, p in d.items())}
+    return Table(significance.COLUMNS, [[fmt.get(c, cell)(r[c]) for c in significance.COLUMNS] for r in rows])
+
+
+def _tables(tasks: list[TaskEval], split: str, sigs: dict, average: dict | None, summaries: dict):
     adv, gapc, shares, reg_acc, fails, conf, pairs, ceil, calib = ([] for _ in range(9))
     for t in tasks:
-        s = gap.task_summary(t)
-        adv.append([t.name, t.metric, cell(s["best_single"]["method"]), cell(s["best_single"]["value"]),
-                    cell(s["best_multi"]["method"]), cell(s["best_multi"]["value"]),
-                    cell(s["advantage_pp"]), s["verdict"]])
+        s = summaries[t.name]
+        ci = s["advantage_ci_pp"]
+        adv.append([t.name, t.metric, cell(s["best_single"]["method"]), cell(s["best_single"]["validation"]),
+                    cell(s["best_single"]["value"]), cell(s["best_multi"]["method"]), cell(s["best_multi"]["validation"]),
+                    cell(s["best_multi"]["value"]), cell(s["advantage_pp"]), cell(ci[0]), cell(ci[1]),
+                    p_cell(s["p_holm"]), s["verdict"]])
         for m in t.of_type("single", "multi"):
+            lo, hi = sigs[t.name]["gap_ci"].get(m.method, (math.nan, math.nan))
             gapc.append([t.name, m.method, m.type, cell(m.metric), cell(s["baseline"]["value"]),
-                         cell(s["best_teacher"]["value"]), cell(s["gap_closed_pct"][m.method], 1)])
+                         cell(s["best_teacher"]["method"]), cell(s["best_teacher"]["value"]),
+                         cell(s["gap_closed_pct"][m.method], 1), cell(lo, 1), cell(hi, 1)])
         tp = preds(t)
         region = agreement.regions(tp) if len(tp) else np.zeros(len(t.labels), dtype=int)
         for name, n, pct in agreement.region_shares(region):
@@ -106,30 +164,46 @@ def _tables(tasks: list[TaskEval], split: str):
             for name in failures.CATEGORIES:
                 row += [str(c[name]), cell(100.0 * c[name] / c["errors"] if c["errors"] else float("nan"), 1)]
             fails.append(row + [str(c["fixed all-wrong"])])
-        for name in t.teacher_names:
-            a = confidence.confidence_stats(t.split_logits[name])
-            b = confidence.confidence_stats(t.split_logits[name], t.temperature)
-            conf.append([t.name, split, name, cell(t.temperature, 1)]
-                        + [cell(d[k], 4 if k != "pct max>0.95" else 2) for d in (a, b) for k in d])
+        for split_name, logits in ((split, t.split_logits), ("train", t.train_logits)):
+            for name in t.teacher_names:
+                if name not in logits:
+                    continue
+                a = confidence.confidence_stats(logits[name])
+                b = confidence.confidence_stats(logits[name], t.temperature)
+                conf.append([t.name, split_name, name, cell(t.temperature, 1)]
+                            + [cell(d[k], 4 if k != "pct max>0.95" else 2) for d in (a, b) for k in d])
         for a, b, pct in diversity.pairwise_agreement(tp, t.teacher_names):
             pairs.append([t.name, a, b, cell(pct)])
         if len(tp):
             counts = diversity.vote_counts(tp, len(t.label_names))
             maj = 100.0 * float((diversity.majority_vote(tp, len(t.label_names)) == t.labels).mean())
-            best_acc = max(accuracy(m, t.labels) for m in t.teachers)
-            ceil.append([t.name, str(len(tp)), cell(best_acc), cell(maj),
+            top = gap.best(t.teachers)
+            ceil.append([t.name, str(len(tp)), cell(top.method if top else None),
+                         cell(accuracy(top, t.labels) if top else math.nan), cell(maj),
                          cell(diversity.oracle_accuracy(tp, t.labels)), cell(diversity.fleiss_kappa(counts), 4)])
     rank_table = _ranking_table(tasks)
     acc_cols = [f"acc {r} (%)" for r in agreement.REGIONS]
     return [
-        ("advantage", "Multi-teacher advantage",
-         f"advantage = best multi-teacher student - best single-teacher student, in percentage points of the "
-         f"official metric; 'tie' when |advantage| < {gap.TIE_PP} pp.",
-         Table(["task", "metric", "best single", "single (%)", "best multi", "multi (%)", "advantage (pp)", "verdict"], adv)),
-        ("gap_closed", "Gap closed",
-         "gap closed = (student - baseline) / (best teacher - baseline), in %, official metric; "
-         "n/a when the baseline or the teachers are missing or the denominator is 0.",
-         Table(["task", "student", "type", "metric (%)", "baseline (%)", "best teacher (%)", "gap closed (%)"], gapc)),
+        ("significance", "Multi-teacher vs best single-teacher student, per example",
+         f"Every multi-teacher student against the best single-teacher student (selected on validation). diff_pp: "
+         f"difference of the official eval metric (mean over seeds); ci_low/ci_high: paired bootstrap 95% interval "
+         f"over eval examples ({_resamples(sigs, average)} resamples, pooled over seeds); p_value: exact McNemar per "
+         f"seed (p_per_seed), combined over seeds by min(1, S/k·p_(k)), k = ⌈S/2⌉; p_holm: Holm over strategies × "
+         f"tasks. selected = the best multi-teacher student (selected on validation): the verdict's row. AVG: mean "
+         f"of the selected differences, each task resampled independently.",
+         significance_table(sigs, average)),
+        ("advantage", "Multi-teacher advantage (best selected on validation)",
+         "advantage = best multi-teacher student - best single-teacher student, both selected on the validation "
+         "metric (columns 'val'), reported on eval, in percentage points of the official metric; CI: paired "
+         "bootstrap 95% interval; verdict: better / worse when the CI excludes 0, else no significant difference.",
+         Table(["task", "metric", "best single", "single val (%)", "single eval (%)", "best multi", "multi val (%)",
+                "multi eval (%)", "advantage (pp)", "ci_low", "ci_high", "p_holm", "verdict"], adv)),
+        ("gap_closed", "Gap closed (best teacher selected on validation)",
+         "gap closed = (student - baseline) / (best teacher - baseline), in %, official eval metric, the best teacher "
+         "selected on validation; CI: paired bootstrap 95% interval; n/a when the baseline or the teachers are "
+         "missing or the denominator is 0.",
+         Table(["task", "student", "type", "metric (%)", "baseline (%)", "best teacher", "best teacher (%)",
+                "gap closed (%)", "ci_low", "ci_high"], gapc)),
         ("ranking", "Ranking of student methods",
          "Rank of each student per task by official metric (1 = best; ties share the better rank; '-' = not run).",
          rank_table),
@@ -146,23 +220,32 @@ def _tables(tasks: list[TaskEval], split: str):
          "'fixed all-wrong' counts examples the student gets right although every teacher is wrong.",
          Table(["task", "student", "type", "errors", "all teachers wrong", "%", "transfer failure", "%",
                 "error on disagreement", "%", "fixed all-wrong"], fails)),
-        ("teacher_confidence", f"Teacher confidence ({split})",
+        ("teacher_confidence", f"Teacher confidence ({split}, and train when the run has train logits)",
          "Mean max probability, mean entropy (nats) and % of examples with max probability > 0.95, "
-         "at T = 1 and at the distillation temperature T.",
+         "at T = 1 and at the distillation temperature T. Train logits are what the students were distilled "
+         "from (out of fold with crossfit); a teacher far more confident on train than on validation has "
+         "memorised its training data.",
          Table(["task", "split", "teacher", "T", "mean max prob", "mean entropy (nats)", "max>0.95 (%)",
                 "mean max prob @T", "mean entropy @T (nats)", "max>0.95 @T (%)"], conf)),
         ("teacher_pairwise_agreement", "Pairwise teacher agreement (eval)",
          "Share of eval examples on which two teachers predict the same label.",
          Table(["task", "teacher A", "teacher B", "agreement (%)"], pairs)),
         ("teacher_ceilings", "Teacher diversity and ceilings (eval)",
-         "Majority vote: most predicted label (ties: lowest class index). Oracle: at least one teacher right. "
-         "Fleiss' kappa over teachers as raters (n/a with one teacher).",
-         Table(["task", "teachers", "best teacher acc (%)", "majority vote acc (%)", "oracle acc (%)", "Fleiss kappa"], ceil)),
+         "Best teacher: selected on validation, its eval accuracy. Majority vote: most predicted label (ties: "
+         "lowest class index). Oracle: at least one teacher right. Fleiss' kappa over teachers as raters "
+         "(n/a with one teacher).",
+         Table(["task", "teachers", "best teacher", "best teacher acc (%)", "majority vote acc (%)", "oracle acc (%)",
+                "Fleiss kappa"], ceil)),
         ("calibration", "Calibration (eval)",
          f"ECE with {calibration.N_BINS} equal-width bins of the max probability; NLL in nats; "
          "Brier = mean over examples of the summed squared error to the one-hot label (0..2).",
          Table(["task", "model", "type", "accuracy (%)", "ECE", "NLL", "Brier"], calib)),
     ]
+
+
+def _resamples(sigs: dict, average) -> str:
+    n = next((r["n_resamples"] for s in sigs.values() for r in s["rows"]), None)
+    return f"{n:,}" if n else "10,000"
 
 
 def _ranking_table(tasks: list[TaskEval]) -> Table:
@@ -178,10 +261,9 @@ def _ranking_table(tasks: list[TaskEval]) -> Table:
 
 # ---------------------------------------------------------------- figures
 
-def _figures(tasks: list[TaskEval]):
-    summaries = {t.name: gap.task_summary(t) for t in tasks}
+def _figures(tasks: list[TaskEval], summaries: dict):
     yield ("gap_analysis.png", "Teachers, baseline and students",
-           "Left: official metric of every model per task (dashed: best teacher, dotted: baseline). "
+           "Left: official metric of every model per task (dashed: best teacher, selected on validation; dotted: baseline). "
            "Right: share of the baseline-to-best-teacher gap each KD student closes.",
            figures.gap_analysis([_gap_data(t, summaries[t.name]) for t in tasks]))
     region_data = []
@@ -210,8 +292,8 @@ def _figures(tasks: list[TaskEval]):
     for t in tasks:
         curves = []
         s = summaries[t.name]
-        for role, method in (("best teacher", s["best_teacher"]["method"]), ("baseline", s["baseline"]["method"]),
-                             ("best student", s["best_student"]["method"])):
+        for role, method in (("best teacher (val)", s["best_teacher"]["method"]), ("baseline", s["baseline"]["method"]),
+                             ("best student (val)", s["best_student"]["method"])):
             m = next((m for m in t.models if m.method == method), None)
             if m is None:
                 continue

@@ -1,9 +1,11 @@
 """`build_report(RUN)`: RUN/report.md and a self-contained RUN/report.html.
 
 The report is a list of blocks (heading, paragraph, list, code, table, image) rendered
-twice, once as Markdown and once as HTML, so both always say the same thing. Its numbers
-come from RUN/analysis/ (re-run first when missing or older than the eval manifests) and
-its verdict is computed from success_metrics.json, never canned.
+twice, once as Markdown and once as HTML, so both always say the same thing. It only reads
+RUN/analysis/ (written by `mtkd analyze`; `mtkd report` and `mtkd run` analyse first, visibly,
+when it is missing or stale) and refuses in one line an analysis that is not current. Its
+verdict per task comes from analysis/significance.csv (the paired bootstrap CI of the best
+multi- vs the best single-teacher student, both selected on validation), never canned.
 """
 from __future__ import annotations
 
@@ -12,9 +14,12 @@ import html
 import json
 from pathlib import Path
 
+from mtkd.analysis.gap import verdict
 from mtkd.analysis.load import eval_manifests, read_config
+from mtkd.analysis.run import analysis_problem
+from mtkd.errors import MtkdError
 from mtkd.io import atomic_write_text
-from mtkd.report.tables import Table, read_csv
+from mtkd.tables import Table, read_csv
 
 CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
        "table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:13px}"
@@ -24,44 +29,19 @@ CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1
 
 
 def build_report(run_dir: Path) -> tuple[Path, Path]:
-    """Write RUN/report.md and RUN/report.html (analysing the run first if needed)."""
-    from mtkd.analysis import analyze   # late import: mtkd.analysis imports mtkd.report
-
+    """Write RUN/report.md and RUN/report.html from RUN/analysis (which must be current)."""
     run_dir = Path(run_dir)
     manifests = eval_manifests(run_dir)     # raises MtkdError if the run dir is missing
-    analysis = run_dir / "analysis"
-    if _stale(analysis, manifests):
-        analyze(run_dir, _previous_split(analysis))
-    blocks = _blocks(run_dir, analysis, manifests)
+    if not manifests:
+        raise MtkdError(f"no evaluated task in {run_dir}: no <task>/eval/manifest.json found (run the evaluate stage first)")
+    problem = analysis_problem(run_dir)
+    if problem:
+        raise MtkdError(f"{problem}: run `mtkd analyze {run_dir}` first")
+    blocks = _blocks(run_dir, run_dir / "analysis", manifests)
     md_path, html_path = run_dir / "report.md", run_dir / "report.html"
     atomic_write_text(md_path, to_markdown(blocks))
     atomic_write_text(html_path, to_html(blocks, run_dir))
     return md_path, html_path
-
-
-# ---------------------------------------------------------------- freshness
-
-def _stale(analysis: Path, manifests: list[Path]) -> bool:
-    from mtkd.analysis.run import sha256
-
-    man_path = analysis / "manifest.json"
-    try:
-        man = json.loads(man_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return True
-    current = {p.parent.parent.name: sha256(p) for p in manifests}
-    if sorted(man.get("inputs", {}).values()) != sorted(current.values()):
-        return True
-    if any(p.stat().st_mtime > man_path.stat().st_mtime for p in manifests):
-        return True
-    return any(not (analysis / f).is_file() for f in man.get("outputs", {}))
-
-
-def _previous_split(analysis: Path) -> str:
-    try:
-        return json.loads((analysis / "manifest.json").read_text(encoding="utf-8"))["split"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return "validation"
 
 
 # ---------------------------------------------------------------- content
@@ -69,10 +49,11 @@ def _previous_split(analysis: Path) -> str:
 def _blocks(run_dir: Path, analysis: Path, manifests: list[Path]) -> list[tuple]:
     man = json.loads((analysis / "manifest.json").read_text(encoding="utf-8"))
     success = json.loads((analysis / "success_metrics.json").read_text(encoding="utf-8"))
+    sig = read_csv(analysis / "significance.csv")
     config = read_config(run_dir)
     name = config.get("name") or run_dir.name
     blocks = [("h1", f"mtkd report: {name}"),
-              ("h2", "Verdict"), ("ul", verdict_lines(success)),
+              ("h2", "Verdict"), ("ul", verdict_lines(sig, success)),
               ("h2", "What this run contains"), ("ul", coverage_lines(run_dir, manifests, config)),
               ("h2", "Master results"),
               ("p", "Official metrics on the eval split, in % (from results/master_results.csv).")]
@@ -96,39 +77,48 @@ def _blocks(run_dir: Path, analysis: Path, manifests: list[Path]) -> list[tuple]
     return blocks
 
 
-def verdict_lines(s: dict) -> list[str]:
-    """A few sentences computed from success_metrics.json."""
+def verdict_lines(sig: Table, s: dict) -> list[str]:
+    """Sentences computed from significance.csv (the verdict: its selected rows) and success_metrics.json."""
+    rows = [dict(zip(sig.columns, r)) for r in sig.rows]
+    heads = [r for r in rows if r["selected"] == "true" and r["task"] != "AVG"]
     tasks = s["tasks"]
-    compared = {t: v for t, v in tasks.items() if v["advantage_pp"] is not None}
     lines = []
-    if not compared:
-        lines.append("The multi-teacher advantage cannot be computed: no task has both single- and multi-teacher students.")
+    if not heads:
+        lines.append("The multi-teacher advantage cannot be computed: no task has both single- and multi-teacher "
+                     "students with validation metrics.")
     else:
-        line = (f"Multi-teacher KD beats the best single-teacher student on {s['n_multi_better']} of "
-                f"{len(compared)} task{'s' if len(compared) != 1 else ''}")
-        extras = [f"{s['n_ties']} tie{'s' if s['n_ties'] != 1 else ''}" if s["n_ties"] else "",
-                  f"loses on {s['n_single_better']}" if s["n_single_better"] else ""]
-        line += "".join(f", {e}" for e in extras if e) + "; "
-        top, v = max(compared.items(), key=lambda kv: kv[1]["advantage_pp"])
-        what = "the largest gain" if v["advantage_pp"] > 0 else "the smallest loss"
-        what = what if len(compared) > 1 else ("the gain" if v["advantage_pp"] > 0 else "the difference")
-        line += (f"{what} is on {top} ({v['advantage_pp']:+.2f} pp: {v['best_multi']['method']} "
-                 f"{v['best_multi']['value']:.2f} vs {v['best_single']['method']} {v['best_single']['value']:.2f} "
-                 f"{v['metric']}).")
-        lines.append(line)
-        lines.append(f"Average multi-teacher advantage: {s['average_advantage_pp']:+.2f} pp over "
-                     f"{len(compared)} task{'s' if len(compared) != 1 else ''} (tie threshold ±{s['tie_threshold_pp']} pp).")
-    missing = [t for t in tasks if t not in compared]
+        verdicts = [verdict(float(r["ci_low"]), float(r["ci_high"])) for r in heads]
+        n = len(heads)
+        better, worse = verdicts.count("multi-teacher better"), verdicts.count("multi-teacher worse")
+        lines.append(f"Best multi-teacher vs best single-teacher student (both selected on validation, compared on "
+                     f"eval): better on {better}, worse on {worse}, no significant difference on {n - better - worse} "
+                     f"of {n} task{'s' if n != 1 else ''} (paired bootstrap 95% CI over eval examples, pooled over "
+                     f"seeds; better or worse only when the CI excludes 0).")
+        for r, v in zip(heads, verdicts):
+            lines.append(f"{r['task']}: {v}. {r['method']} − {r['reference']} = {float(r['diff_pp']):+.2f} pp "
+                         f"{tasks.get(r['task'], {}).get('metric', '')} on eval, 95% CI [{r['ci_low']}, {r['ci_high']}]; "
+                         f"McNemar p = {r['p_value']} (Holm-corrected {r['p_holm']}, {r['seeds']} seed(s)).")
+        avg = next((r for r in rows if r["task"] == "AVG"), None)
+        if avg:
+            lines.append(f"Average over tasks: {float(avg['diff_pp']):+.2f} pp, 95% CI [{avg['ci_low']}, {avg['ci_high']}] "
+                         f"(each task resampled independently).")
+    missing = [t for t in tasks if t not in {r["task"] for r in heads}]
     if missing:
         lines.append(f"Advantage not computed for {', '.join(missing)} (single- or multi-teacher students missing).")
     gaps = {t: v["best_student"] for t, v in tasks.items() if v["best_student"]["gap_closed_pct"] is not None}
     if gaps:
-        per = ", ".join(f"{t} {g['gap_closed_pct']:.0f}% ({g['method']})" for t, g in gaps.items())
-        lines.append(f"The best student closes on average {s['average_gap_closed_by_best_student_pct']:.0f}% of the "
-                     f"gap between the no-KD baseline and the best teacher ({per}).")
+        per = ", ".join(f"{t} {g['gap_closed_pct']:.0f}%{_ci(g['gap_closed_ci_pct'])} ({g['method']})"
+                        for t, g in gaps.items())
+        lines.append(f"The best student (selected on validation) closes on average "
+                     f"{s['average_gap_closed_by_best_student_pct']:.0f}% of the gap between the no-KD baseline and "
+                     f"the best teacher (selected on validation) on eval: {per}.")
     else:
         lines.append("Gap closed cannot be computed: a baseline, a teacher or a KD student is missing on every task.")
     return lines
+
+
+def _ci(ci) -> str:
+    return "" if not ci or ci[0] is None else f" (95% CI {ci[0]:.0f} to {ci[1]:.0f}%)"
 
 
 def coverage_lines(run_dir: Path, manifests: list[Path], config: dict) -> list[str]:

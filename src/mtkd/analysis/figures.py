@@ -81,10 +81,10 @@ def gap_analysis(tasks: list[dict]) -> bytes:
         g_f = gaps[np.isfinite(gaps)]
         ax_gap.set_xlim(min(0.0, g_f.min() if g_f.size else 0.0) * 1.4 - 15, max(110.0, g_f.max() if g_f.size else 0.0) + 25)
         ax_gap.set_yticks(gy, [b[0] for b in students], fontsize=8)
-        ax_gap.set_xlabel("gap closed (%)\n0 = baseline, 100 = best teacher")
+        ax_gap.set_xlabel("gap closed (%)\n0 = baseline, 100 = best teacher (val-selected)")
         ax_gap.set_title(f"{t['task']}: teacher-baseline gap closed", fontsize=10)
     handles = [Patch(color=c, label=TYPE_LABELS[k]) for k, c in TYPE_COLORS.items()]
-    handles += [Line2D([], [], color="black", linestyle="--", linewidth=1, label="best teacher / 100% gap"),
+    handles += [Line2D([], [], color="black", linestyle="--", linewidth=1, label="best teacher (selected on validation) / 100% gap"),
                 Line2D([], [], color="black", linestyle=":", linewidth=1, label="baseline")]
     fig.legend(handles=handles, loc="outside lower center", ncols=6, fontsize=8)
     return _png(fig)
@@ -236,8 +236,9 @@ def sweep_lines(param: str, xs: list[str], tasks: list[dict]) -> bytes:
 
 
 def sweep_heatmap(title: str, x_name: str, xs: list[str], y_name: str, ys: list[str], values: np.ndarray,
-                  metric: str) -> bytes:
-    """A joint grid: values float [len(ys), len(xs)] (NaN where missing), annotated; the best cell boxed."""
+                  metric: str, best: tuple[int, int] | None = None) -> bytes:
+    """A joint grid: values float [len(ys), len(xs)] (NaN where missing), annotated; the `best` cell (row, column),
+    selected by the caller (on validation), boxed."""
     fig = Figure(figsize=(max(4.5, 0.9 * len(xs) + 3.0), max(3.2, 0.55 * len(ys) + 2.0)), layout="constrained")
     ax = fig.subplots()
     im = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", aspect="auto", origin="lower")
@@ -247,13 +248,13 @@ def sweep_heatmap(title: str, x_name: str, xs: list[str], y_name: str, ys: list[
             dark = np.isfinite(v) and im.norm(v) < 0.5
             ax.text(j, i, "-" if not np.isfinite(v) else f"{v:.2f}", ha="center", va="center", fontsize=9,
                     color="white" if dark else "black")
-    if np.isfinite(values).any():
-        i, j = np.unravel_index(np.nanargmax(values), values.shape)
+    if best is not None:
+        i, j = best
         ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
     ax.set_xticks(range(len(xs)), xs)
     ax.set_yticks(range(len(ys)), ys)
     ax.set_xlabel(x_name)
     ax.set_ylabel(y_name)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title + ("\n(box: best point, selected on validation)" if best is not None else ""), fontsize=10)
     fig.colorbar(im, ax=ax, label=f"{metric} on eval (%)")
     return _png(fig)

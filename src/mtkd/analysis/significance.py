@@ -1,0 +1,78 @@
+"""Does a multi-teacher student beat the best single-teacher student? Per task, on eval examples.
+
+For every multi-teacher student vs the best single-teacher student (selected on validation, gap.best):
+- diff_pp: difference of their official eval metrics (means over seeds), in percentage points;
+- ci_low/ci_high: paired bootstrap 95% percentile interval of that difference (stats.bootstrap_metrics:
+  10,000 resamples of the eval examples, the metric averaged over each model's seeds on every resample);
+- p_value: exact McNemar p-value at each seed both models share (p_per_seed), combined over seeds by
+  stats.combine_pvalues (valid under any dependence between seeds); p_holm: Holm-corrected over every
+  row of every task (strategies x tasks);
+- selected: the row of the validation-selected best multi-teacher student, the task's headline; its CI
+  gives the verdict (gap.verdict).
+Gap closed gets the same bootstrap: (student - baseline) / (best teacher - baseline) on every resample.
+The AVG row averages the headline differences over tasks; its interval resamples each task independently
+(each task has its own resamples, so the mean of their bootstrap distributions is the AVG's).
+"""
+from __future__ import annotations
+
+import math
+import zlib
+
+import numpy as np
+
+from mtkd.analysis import gap, stats
+
+COLUMNS = ["task", "method", "reference", "diff_pp", "ci_low", "ci_high", "p_value", "p_holm", "selected_on",
+           "selected", "seeds", "p_per_seed", "method_validation", "reference_validation", "n_eval", "n_resamples"]
+
+
+def task_significance(task, n_resamples: int = stats.N_RESAMPLES) -> dict:
+    """{"rows": [row dict per multi-teacher student], "headline": the selected row or None,
+    "gap_ci": {student: (low, high)}, "samples": bootstrap distribution of the headline difference}."""
+    sel = gap.selection(task)
+    boot = stats.bootstrap_metrics(task.labels, {m.method: m.seed_preds() for m in task.models}, task.metric,
+                                   len(task.label_names), n_resamples, seed=[stats.SEED, zlib.crc32(task.name.encode())])
+    out = {"rows": [], "headline": None, "gap_ci": {}, "samples": None}
+    if sel["baseline"] and sel["teacher"]:
+        for m in task.of_type("single", "multi"):
+            out["gap_ci"][m.method] = stats.percentile_ci(
+                gap.gap_closed(boot[m.method], boot[sel["baseline"].method], boot[sel["teacher"].method]))
+    ref = sel["single"]
+    if ref is None:
+        return out
+    for m in task.of_type("multi"):
+        samples = boot[m.method] - boot[ref.method]
+        low, high = stats.percentile_ci(samples)
+        shared = [s for s in m.seeds if s in ref.seed_logits] or None
+        pairs = [(s, m.seed_logits[s], ref.seed_logits[s]) for s in shared] if shared else \
+            [(f"{a}/{b}", m.seed_logits[a], ref.seed_logits[b]) for a, b in zip(m.seeds, ref.seeds)]
+        per_seed = {s: stats.mcnemar_p(task.labels, a.argmax(1), b.argmax(1)) for s, a, b in pairs}
+        row = {"task": task.name, "method": m.method, "reference": ref.method, "diff_pp": m.metric - ref.metric,
+               "ci_low": low, "ci_high": high, "p_value": stats.combine_pvalues(per_seed.values()), "p_holm": math.nan,
+               "selected_on": gap.SELECTED_ON, "selected": m is sel["multi"], "seeds": len(pairs),
+               "p_per_seed": per_seed, "method_validation": m.val_metric, "reference_validation": ref.val_metric,
+               "n_eval": len(task.labels), "n_resamples": n_resamples}
+        out["rows"].append(row)
+        if row["selected"]:
+            out["headline"], out["samples"] = row, samples
+    return out
+
+
+def significance(tasks, n_resamples: int = stats.N_RESAMPLES) -> tuple[dict[str, dict], dict | None]:
+    """Every task's task_significance with p_holm filled in over all rows of all tasks, and the AVG row
+    (None with fewer than two tasks that have a headline)."""
+    sigs = {t.name: task_significance(t, n_resamples) for t in tasks}
+    rows = [r for s in sigs.values() for r in s["rows"]]
+    for r, p in zip(rows, stats.holm([r["p_value"] for r in rows])):
+        r["p_holm"] = p
+    heads = [s for s in sigs.values() if s["headline"]]
+    average = None
+    if len(heads) > 1:
+        low, high = stats.percentile_ci(np.mean([s["samples"] for s in heads], axis=0))
+        average = {"task": "AVG", "method": "best multi (per task)", "reference": "best single (per task)",
+                   "diff_pp": float(np.mean([s["headline"]["diff_pp"] for s in heads])), "ci_low": low,
+                   "ci_high": high, "p_value": math.nan, "p_holm": math.nan, "selected_on": gap.SELECTED_ON,
+                   "selected": True, "seeds": "", "p_per_seed": {}, "method_validation": math.nan,
+                   "reference_validation": math.nan, "n_eval": sum(s["headline"]["n_eval"] for s in heads),
+                   "n_resamples": n_resamples}
+    return sigs, average

@@ -1,0 +1,85 @@
+"""Guards selection on validation (issue 8.1) on a real pipeline run: the same run twice, the second with every
+eval label flipped. Everything chosen or fitted — the best teacher / single / multi / student, the `selected` rows
+of significance.csv, the `weighted` fusion scores, the calibration temperatures, the students themselves — must be
+identical, while the eval metrics change. With two classes, flipping turns each eval accuracy `a` into `100 - a`,
+so anything picked or fitted on eval would pick the worst model instead of the best (the test checks that the
+candidates' eval metrics differ, so it can fail) or record different scores and temperatures."""
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from mtkd import demo_data
+from mtkd.cli import main
+
+CONFIG = """
+name: corrupt
+seed: 3
+tasks: [{{name: cor, source: file, train_file: {train}, eval_file: {eval}, label_names: [negative, positive]}}]
+teachers:
+  - {{name: t1, model: tiny, epochs: 2, lr: 1.0e-3, max_length: 32}}
+  - {{name: tf, kind: tfidf}}
+  - {{name: tf1, kind: tfidf, ngram_max: 1, C: 0.05}}
+student: {{model: tiny, layers: 1, epochs: 2, lr: 2.0e-3, max_length: 32}}
+distill: {{strategies: [average, weighted, calibrated_average]}}
+"""
+
+
+def _write(path, texts, labels):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        w.writerows((t, ["negative", "positive"][y]) for t, y in zip(texts, labels))
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("corrupt")
+    _write(d / "train.csv", *demo_data.generate(1000, 3, "train"))
+    texts, labels = demo_data.generate(200, 3, "eval")
+    _write(d / "eval.csv", texts, labels)
+    _write(d / "eval_flipped.csv", texts, [1 - y for y in labels])
+    out = {}
+    for name, ev in (("clean", "eval.csv"), ("flipped", "eval_flipped.csv")):
+        cfg = d / f"{name}.yaml"
+        cfg.write_text(CONFIG.format(train=d / "train.csv", eval=d / ev))
+        assert main(["run", str(cfg), "--out", str(d / name)]) == 0
+        out[name] = d / name
+    return out
+
+
+def _json(path):
+    return json.loads(path.read_text())
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_eval_labels_change_no_selection_weight_or_temperature(runs):
+    clean, flipped = runs["clean"], runs["flipped"]
+    a, b = (_json(r / "analysis" / "success_metrics.json")["tasks"]["cor"] for r in (clean, flipped))
+    man = _json(clean / "cor" / "eval" / "manifest.json")
+    # the test can fail: within each kind the candidates' eval metrics differ, so an eval-based pick would flip
+    for kind in ("teacher", "single", "multi"):
+        values = [m["metrics"]["accuracy"] for m in man["models"] if m["type"] == kind]
+        assert len(set(values)) > 1, kind
+    for role in ("best_teacher", "best_single", "best_multi", "best_student", "baseline"):
+        assert a[role]["method"] == b[role]["method"], role
+        assert a[role]["validation"] == b[role]["validation"], role
+        assert a[role]["value"] == pytest.approx(100 - b[role]["value"]), role     # reported on eval: flipped
+    sig_a, sig_b = (_rows(r / "analysis" / "significance.csv") for r in (clean, flipped))
+    assert [(r["method"], r["reference"], r["selected"]) for r in sig_a] == \
+        [(r["method"], r["reference"], r["selected"]) for r in sig_b]
+    assert [r["diff_pp"] for r in sig_a] != [r["diff_pp"] for r in sig_b]
+    for method in ("multi_average", "multi_weighted", "multi_calibrated_average", "kd_t1", "no_kd"):
+        ma, mb = (_json(r / "cor" / "students" / method / "manifest.json") for r in (clean, flipped))
+        for key in ("teacher_validation_scores", "teacher_calibration_temperatures"):
+            assert ma.get(key) == mb.get(key), (method, key)
+        va, vb = (np.load(r / "cor" / "students" / method / "logits_validation.npy") for r in (clean, flipped))
+        assert np.array_equal(va, vb), method                       # the student never saw eval labels
+        assert ma["metrics"]["validation"] == mb["metrics"]["validation"]
+        assert ma["metrics"]["eval"]["accuracy"] == pytest.approx(100 - mb["metrics"]["eval"]["accuracy"])
+    assert "teacher_validation_scores" in _json(clean / "cor" / "students" / "multi_weighted" / "manifest.json")

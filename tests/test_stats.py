@@ -1,0 +1,151 @@
+"""analysis/stats.py and significance.py against scikit-learn, SciPy, statsmodels and hand computations."""
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+from _fake_run import build_fake_run
+from mtkd.analysis import analyze, gap, stats
+from mtkd.analysis.load import load_run
+from mtkd.analysis.significance import significance
+
+
+def sk(metric, y, p, c):
+    if metric == "accuracy":
+        return 100 * accuracy_score(y, p)
+    if metric == "f1":
+        return 100 * f1_score(y, p, average="binary" if c == 2 else "macro", zero_division=0)
+    return 100 * matthews_corrcoef(y, p)
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "f1", "matthews"])
+@pytest.mark.parametrize("c", [2, 3, 4])
+def test_metric_from_confusion_matches_sklearn(metric, c):
+    rng = np.random.default_rng(c)
+    y = rng.integers(0, c, 300)
+    cases = [np.where(rng.random(300) < 0.7, y, rng.integers(0, c, 300)),   # a typical model
+             np.zeros(300, int),                                             # one class predicted: MCC 0, F1 0/undefined
+             np.where(y == c - 1, 0, y)]                                     # a class never predicted
+    for p in cases:
+        got = stats.metric_from_confusion(stats.confusion(y, p, c), metric)
+        assert got == pytest.approx(sk(metric, y, p, c), abs=1e-9)
+    y2 = np.where(y == c - 1, 0, y)            # a class absent from labels and predictions: left out of macro F1
+    got = stats.metric_from_confusion(stats.confusion(y2, y2, c), metric)
+    assert got == pytest.approx(sk(metric, y2, y2, c), abs=1e-9)
+
+
+@pytest.mark.parametrize("metric", ["f1", "matthews"])
+def test_bootstrap_resamples_are_index_resamples(metric):
+    """Each bootstrap value is the metric (sklearn's) on a resample of example indices drawn by the seeded
+    generator, the same indices for both models, averaged over a model's seeds."""
+    rng = np.random.default_rng(1)
+    c, n = 3, 200
+    y = rng.integers(0, c, n)
+    a = np.where(rng.random((2, n)) < 0.8, y, rng.integers(0, c, (2, n)))    # two seeds
+    b = np.where(rng.random(n) < 0.6, y, rng.integers(0, c, n))[None, :]
+    out = stats.bootstrap_metrics(y, {"a": a, "b": b}, metric, c, n_resamples=5, seed=3, chunk=5)
+    idx = np.random.default_rng(3).integers(0, n, size=(5, n))
+    for r in range(5):
+        i = idx[r]
+        assert out["a"][r] == pytest.approx(np.mean([sk(metric, y[i], s[i], c) for s in a]), abs=1e-9)
+        assert out["b"][r] == pytest.approx(sk(metric, y[i], b[0][i], c), abs=1e-9)
+
+
+def test_paired_accuracy_difference_matches_scipy_bootstrap():
+    """The percentile CI of an accuracy difference agrees with scipy.stats.bootstrap (paired, percentile) on the
+    per-example correctness, and with the normal approximation mean ± 1.96 sd/sqrt(n)."""
+    rng = np.random.default_rng(7)
+    n = 1000
+    y = rng.integers(0, 2, n)
+    a = np.where(rng.random(n) < 0.85, y, 1 - y)
+    b = np.where(rng.random(n) < 0.80, y, 1 - y)
+    out = stats.bootstrap_metrics(y, {"a": a, "b": b}, "accuracy", 2)
+    low, high = stats.percentile_ci(out["a"] - out["b"])
+    ra, rb = 100.0 * (a == y), 100.0 * (b == y)
+    ref = sps.bootstrap((ra, rb), lambda u, v, axis=-1: np.mean(u - v, axis=axis), paired=True, vectorized=True,
+                        n_resamples=10_000, method="percentile", rng=np.random.default_rng(0)).confidence_interval
+    assert low == pytest.approx(ref.low, abs=0.3) and high == pytest.approx(ref.high, abs=0.3)
+    d = ra - rb
+    half = 1.96 * d.std(ddof=1) / math.sqrt(n)
+    assert low == pytest.approx(d.mean() - half, abs=0.3) and high == pytest.approx(d.mean() + half, abs=0.3)
+    assert low < d.mean() < high
+
+
+def test_bootstrap_is_deterministic_and_pooled_over_seeds():
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 300)
+    a = np.where(rng.random(300) < 0.8, y, 1 - y)
+    one = stats.bootstrap_metrics(y, {"a": a}, "accuracy", 2, n_resamples=500)
+    assert np.array_equal(one["a"], stats.bootstrap_metrics(y, {"a": a}, "accuracy", 2, n_resamples=500)["a"])
+    assert not np.array_equal(one["a"], stats.bootstrap_metrics(y, {"a": a}, "accuracy", 2, 500, seed=1)["a"])
+    twice = stats.bootstrap_metrics(y, {"a": np.stack([a, a])}, "accuracy", 2, n_resamples=500)
+    assert np.allclose(twice["a"], one["a"])                       # two identical seeds = one seed
+    assert one["a"].mean() == pytest.approx(100 * (a == y).mean(), abs=0.5)
+
+
+def test_mcnemar_exact_by_hand_and_scipy():
+    # a right / b wrong on 8 examples, the reverse on 2, both right on 5: p = 2 P(X <= 2), X ~ Bin(10, 1/2)
+    y = np.zeros(15, int)
+    a = np.array([0] * 8 + [1] * 2 + [0] * 5)
+    b = np.array([1] * 8 + [0] * 2 + [0] * 5)
+    p = stats.mcnemar_p(y, a, b)
+    assert p == pytest.approx(2 * (1 + 10 + 45) / 1024)
+    assert p == pytest.approx(sps.binomtest(2, 10, 0.5).pvalue)
+    assert stats.mcnemar_p(y, a, a) == 1.0
+
+
+def test_combine_pvalues_and_holm_by_hand():
+    assert stats.combine_pvalues([0.2]) == 0.2                     # one seed: its p
+    assert stats.combine_pvalues([0.5, 0.01]) == pytest.approx(0.02)          # S=2, k=1: 2 * smallest
+    assert stats.combine_pvalues([0.5, 0.04, 0.01]) == pytest.approx(0.06)    # S=3, k=2: 1.5 * 0.04
+    assert stats.combine_pvalues([0.9, 0.8, 0.9]) == 1.0
+    # Holm: sorted 0.01, 0.03, 0.04 -> 3*0.01, max(0.03, 2*0.03), max(0.06, 1*0.04)
+    assert stats.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    h = stats.holm([0.01, math.nan, 0.04])                         # NaN is not a test
+    assert h[0] == pytest.approx(0.02) and math.isnan(h[1]) and h[2] == pytest.approx(0.04)
+
+
+def test_significance_rows_and_average_on_a_fake_run(tmp_path):
+    """Rows per multi-teacher student vs the validation-selected best single; McNemar per shared seed combined by
+    combine_pvalues; Holm over all rows of all tasks; the AVG's distribution is the mean of the tasks'."""
+    run = build_fake_run(tmp_path, seeds=(5, 1, 2))
+    tasks = load_run(run)
+    assert [m.seeds for m in tasks[0].models if m.method in ("t_a", "multi_average")] == [[5], [5, 1, 2]]
+    sigs, avg = significance(tasks, n_resamples=2000)
+    rows = [r for s in sigs.values() for r in s["rows"]]
+    assert [(r["task"], r["method"], r["selected"]) for r in rows] == [
+        ("bin", "multi_average", True), ("bin", "multi_weighted", False),
+        ("tri", "multi_average", True), ("tri", "multi_weighted", False)]
+    t = tasks[0]
+    by = {m.method: m for m in t.models}
+    r = rows[0]
+    per = [stats.mcnemar_p(t.labels, by["multi_average"].seed_logits[s].argmax(1), by["kd_t_a"].seed_logits[s].argmax(1))
+           for s in (5, 1, 2)]
+    assert list(r["p_per_seed"].values()) == pytest.approx(per) and r["seeds"] == 3
+    assert r["p_value"] == pytest.approx(stats.combine_pvalues(per))
+    assert [x["p_holm"] for x in rows] == pytest.approx(stats.holm([x["p_value"] for x in rows]))
+    assert r["diff_pp"] == pytest.approx(by["multi_average"].metric - by["kd_t_a"].metric)
+    assert avg["diff_pp"] == pytest.approx(np.mean([s["headline"]["diff_pp"] for s in sigs.values()]))
+    assert avg["ci_low"] < avg["diff_pp"] < avg["ci_high"]
+
+
+def test_selection_ignores_eval_on_a_fake_run(tmp_path):
+    """Guards selection on validation: models best on eval but not on validation (multi_average, kd_t_a, t_a on
+    bin) are not selected anywhere - significance.csv `selected`, success_metrics, gap closed's teacher."""
+    run = build_fake_run(tmp_path, val_acc={"bin": {"multi_average": 0.50, "multi_weighted": 0.90, "kd_t_a": 0.55,
+                                                     "t_a": 0.60, "t_b": 0.95}})
+    out = analyze(run, n_resamples=1000)
+    success = json.loads((out / "success_metrics.json").read_text())["tasks"]
+    assert success["bin"]["best_multi"]["method"] == "multi_weighted"
+    assert success["bin"]["best_single"]["method"] == "kd_t_b"
+    assert success["bin"]["best_teacher"]["method"] == "t_b"
+    assert success["tri"]["best_multi"]["method"] == "multi_average"   # untouched task: as before
+    lines = (out / "significance.csv").read_text().splitlines()
+    assert "bin,multi_weighted,kd_t_b," in lines[2] and lines[2].split(",")[9] == "true"
+    assert "bin,multi_average,kd_t_b," in lines[1] and lines[1].split(",")[9] == "false"
+    tasks = load_run(run)
+    sel = gap.selection(tasks[0])
+    assert sel["multi"].metric < max(m.metric for m in tasks[0].of_type("multi"))   # not the best on eval
