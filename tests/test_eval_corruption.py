@@ -3,7 +3,8 @@ eval label flipped. Everything chosen or fitted — the best teacher / single / 
 of significance.csv, the `weighted` fusion scores, the calibration temperatures, the students themselves — must be
 identical, while the eval metrics change. With two classes, flipping turns each eval accuracy `a` into `100 - a`,
 so anything picked or fitted on eval would pick the worst model instead of the best (the test checks that the
-candidates' eval metrics differ, so it can fail) or record different scores and temperatures."""
+candidates' eval metrics differ, so it can fail) or record different scores and temperatures. The run has two
+seeds, so the analysis reads the pipeline's multi-seed eval format end to end."""
 import csv
 import json
 
@@ -16,6 +17,7 @@ from mtkd.cli import main
 CONFIG = """
 name: corrupt
 seed: 3
+seeds: [3, 1]
 tasks: [{{name: cor, source: file, train_file: {train}, eval_file: {eval}, label_names: [negative, positive]}}]
 teachers:
   - {{name: t1, model: tiny, epochs: 2, lr: 1.0e-3, max_length: 32}}
@@ -74,7 +76,10 @@ def test_eval_labels_change_no_selection_weight_or_temperature(runs):
     assert [(r["method"], r["reference"], r["selected"]) for r in sig_a] == \
         [(r["method"], r["reference"], r["selected"]) for r in sig_b]
     assert [r["diff_pp"] for r in sig_a] != [r["diff_pp"] for r in sig_b]
-    for method in ("multi_average", "multi_weighted", "multi_calibrated_average", "kd_t1", "no_kd"):
+    assert all(r["seeds"] == "2" and [k.split(":")[0] for k in r["p_per_seed"].split(";")] == ["3", "1"]
+               for r in sig_a)
+    for method in ("multi_average", "multi_weighted", "multi_calibrated_average", "kd_t1", "no_kd",
+                   "multi_weighted@seed1"):
         ma, mb = (_json(r / "cor" / "students" / method / "manifest.json") for r in (clean, flipped))
         for key in ("teacher_validation_scores", "teacher_calibration_temperatures"):
             assert ma.get(key) == mb.get(key), (method, key)

@@ -149,3 +149,28 @@ def test_selection_ignores_eval_on_a_fake_run(tmp_path):
     tasks = load_run(run)
     sel = gap.selection(tasks[0])
     assert sel["multi"].metric < max(m.metric for m in tasks[0].of_type("multi"))   # not the best on eval
+
+
+def test_runs_written_before_the_multi_seed_format_still_load(tmp_path):
+    """Readers default sanely: without seeds, seed files, validation files or metrics and train files, a model
+    is one seed (the config's), a teacher's validation metric comes from its validation logits, a student without
+    one is NaN and never selected, and there is no train confidence."""
+    run = build_fake_run(tmp_path, train=False)
+    path = run / "bin" / "eval" / "manifest.json"
+    man = json.loads(path.read_text())
+    del man["seeds"]
+    for m in man["models"]:
+        for k in ("seeds", "seed_files", "seed_validation_files", "seed_metrics", "validation_metrics"):
+            m.pop(k)
+        if m["type"] != "teacher":
+            m.pop("validation_file")
+    path.write_text(json.dumps(man))
+    t = load_run(run)[0]
+    by = {m.method: m for m in t.models}
+    assert by["t_a"].seeds == [0] and list(by["multi_average"].seed_logits) == [0]
+    y_val = np.load(run / "bin" / "eval" / "labels_validation.npy")
+    va = np.load(run / "bin" / "eval" / "t_a.validation.npy").argmax(1)
+    assert by["t_a"].val_metric == pytest.approx(100 * (va == y_val).mean())
+    assert math.isnan(by["kd_t_a"].val_metric) and by["kd_t_a"].val_logits is None
+    assert gap.selection(t)["teacher"].method == "t_a" and gap.selection(t)["single"] is None
+    assert t.train_logits == {} and t.train_labels is None

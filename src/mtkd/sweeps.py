@@ -286,7 +286,7 @@ def heatmaps(sweep: Sweep, tasks: list[TaskData], results: list[Result]) -> dict
         chosen = [(m, "") for m, t in methods_of(results) if t == "multi"]
         single = best_single(results, task.name)
         if single:
-            chosen.append((single, " (best single teacher)"))
+            chosen.append((single, " (best single teacher, selected on validation)"))
         for method, note in chosen:
             grid = np.full((len(py.values), len(px.values)), np.nan)
             mine = [r for r in results if r.method == method]

@@ -104,7 +104,7 @@ def verdict_lines(sig: Table, s: dict) -> list[str]:
                          f"(each task resampled independently).")
     missing = [t for t in tasks if t not in {r["task"] for r in heads}]
     if missing:
-        lines.append(f"Advantage not computed for {', '.join(missing)} (single- or multi-teacher students missing).")
+        lines.append(f"Advantage not computed for {', '.join(missing)} (single- or multi-teacher students, or their validation metrics, missing).")
     gaps = {t: v["best_student"] for t, v in tasks.items() if v["best_student"]["gap_closed_pct"] is not None}
     if gaps:
         per = ", ".join(f"{t} {g['gap_closed_pct']:.0f}%{_ci(g['gap_closed_ci_pct'])} ({g['method']})"
