@@ -36,13 +36,13 @@ class TaskConfig:
 @dataclass
 class TeacherConfig:
     name: str = "minilm_l6"
-    kind: str = "hf"                   # hf | tfidf
+    kind: str = "hf"                   # hf | tfidf | cnn (see TEACHER_FIELDS for the fields each kind reads)
     model: str = "minilm"              # hub id, local path, `minilm` (the packaged MiniLM) or `tiny` (random tiny BERT for tests)
     layers: int | None = None          # keep only the first k encoder layers
-    epochs: float = 1.0
-    lr: float = 5e-5
+    epochs: float = 1.0                # cnn default: 5 (KIND_DEFAULTS)
+    lr: float = 5e-5                   # cnn default: 3e-3
     batch_size: int = 32
-    max_length: int = 64
+    max_length: int = 64               # tokens (hf: the model's tokenizer; cnn: words and punctuation)
     seed: int | None = None            # default: the run seed
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
@@ -50,6 +50,9 @@ class TeacherConfig:
     pooling: str = "auto"              # auto | cls | mean (auto: mean for the packaged MiniLM, the model's own head otherwise)
     C: float = 10.0                    # tfidf: inverse regularisation strength
     ngram_max: int = 2                 # tfidf: word n-grams 1..ngram_max
+    embedding_dim: int = 128           # cnn: word embedding size
+    filters: int = 100                 # cnn: convolution filters per width (widths 3, 4, 5)
+    min_count: int = 3                 # cnn: a training-split word seen fewer times is [UNK]
     crossfit: int = 0                  # k >= 2: train-split logits out-of-fold (k copies fitted on k-1 folds each)
 
 
@@ -101,7 +104,7 @@ class RunConfig:
 
 
 SOURCES = ("auto", "builtin", "hf", "glue_dir", "file")
-TEACHER_KINDS = ("hf", "tfidf")
+TEACHER_KINDS = ("hf", "tfidf", "cnn")
 # the TeacherConfig fields each kind reads besides TEACHER_COMMON: a teacher's stage key holds only these
 # (see teacher_fields), so changing a TF-IDF field does not retrain an HF teacher and vice versa. A kind
 # missing here is keyed on every field.
@@ -110,7 +113,10 @@ TEACHER_FIELDS = {
     "hf": ("model", "layers", "epochs", "lr", "batch_size", "max_length", "weight_decay", "warmup_ratio",
            "trust_remote_code", "pooling"),
     "tfidf": ("C", "ngram_max"),
+    "cnn": ("epochs", "lr", "batch_size", "max_length", "embedding_dim", "filters", "min_count"),
 }
+# defaults that differ by kind, used where the config does not give the field
+KIND_DEFAULTS = {"cnn": {"epochs": 5.0, "lr": 3e-3}}
 METRICS = ("accuracy", "f1", "matthews")
 MODES = ("cached", "online")
 POOLINGS = ("auto", "cls", "mean")
@@ -157,7 +163,25 @@ def _build(cls, data, where: str):
         if key not in fields:
             raise MtkdError(f"config: unknown key '{where + '.' if where else ''}{key}'{_did_you_mean(str(key), fields)}")
         kwargs[key] = _coerce(hints[key], value, f"{where + '.' if where else ''}{key}")
+    if cls is TeacherConfig:
+        kwargs = _teacher_kind_fields(kwargs, where)
     return cls(**kwargs)
+
+
+def _teacher_kind_fields(kwargs: dict, where: str) -> dict:
+    """A teacher's kind defaults filled in, and a field its kind does not read refused (unless it holds
+    the default: a config.yaml written before the kind's fields were restricted still loads)."""
+    kind = kwargs.get("kind", "hf")
+    own = TEACHER_FIELDS.get(kind)
+    if own is None:   # an unknown kind is refused by validate, with its "did you mean"
+        return kwargs
+    defaults = {f.name: f.default for f in dataclasses.fields(TeacherConfig)}
+    for key, value in kwargs.items():
+        if key not in {*TEACHER_COMMON, "seed", *own} and value != defaults[key]:
+            name = kwargs.get("name", where)
+            raise MtkdError(f"config: teacher '{name}' (kind {kind}) does not use '{key}'; "
+                            f"its fields: {', '.join(k for k in (*TEACHER_COMMON, 'seed', *own) if k != 'kind')}")
+    return {**KIND_DEFAULTS.get(kind, {}), **kwargs}
 
 
 def _coerce(hint, value, where):
@@ -259,6 +283,9 @@ def validate(cfg: RunConfig) -> RunConfig:
             raise MtkdError(f"config: teachers.{t.name}.C must be > 0, got {t.C}")
         if t.ngram_max < 1:
             raise MtkdError(f"config: teachers.{t.name}.ngram_max must be >= 1, got {t.ngram_max}")
+        for key in ("embedding_dim", "filters", "min_count"):
+            if getattr(t, key) < 1:
+                raise MtkdError(f"config: teachers.{t.name}.{key} must be >= 1, got {getattr(t, key)}")
     _check_training("student", cfg.student)
     if cfg.student.gate_hidden < 1:
         raise MtkdError(f"config: student.gate_hidden must be >= 1, got {cfg.student.gate_hidden}")

@@ -176,7 +176,7 @@ class Run:
         fps = task.fingerprints()
         key = {"teacher": teacher_fields(t), "seed": self._teacher_seed(t), "label_names": task.label_names,
                "fingerprints": {"train": fps["train"], "validation": fps["validation"]}}
-        if t.kind == "hf":
+        if t.kind in ("hf", "cnn"):   # the kinds trained with train.py's batches
             key["length_grouping"] = self.cfg.length_grouping
         return key
 

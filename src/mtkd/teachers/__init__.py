@@ -25,6 +25,9 @@ def make_teacher(cfg: TeacherConfig, label_names, seed: int, eval_batch_size: in
     if cfg.kind == "hf":
         from .hf import HFTeacher
         return HFTeacher(cfg, label_names, seed, eval_batch_size, group_by_length)
+    if cfg.kind == "cnn":
+        from .cnn import CnnTeacher
+        return CnnTeacher(cfg, label_names, seed, eval_batch_size, group_by_length)
     if cfg.kind == "tfidf":
         from .classic import TfidfTeacher
         return TfidfTeacher(cfg, label_names, seed)
