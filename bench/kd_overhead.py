@@ -6,11 +6,11 @@ Every side trains its own copy of the same student (packaged MiniLM, 2 layers, m
 same batches (mtkd's length-grouped epoch order on SST-2, batch 32, max_length 64), one optimizer
 step per measured step, with the step of mtkd.train.train (bench/_common.Stepper). Sides:
   plain   CE only: kd_loss(alpha=0), as the no-KD baseline student
-  cached  K=3 teacher logits [K, N, C] looked up by example index as Run._target_source does,
+  cached  K=3 teacher logits [K, N, C] looked up by example index as recipe.cached_teachers does,
           fused with `average` (and `learned_gating`, the gate trained as an extra module),
           kd_loss(alpha=0.7, T=6). The logits are random: the lookup cost does not depend on values.
   online  K=3 MiniLM-L6 teachers (untrained heads) run every step through mtkd.train.predict
-          (inference_mode), as Run._target_source's online mode does, on the batch tokenized once
+          (inference_mode), as recipe.online_teachers does, on the batch tokenized once
           beforehand (--online-tokenize re-tokenizes every step, as HFTeacher.logits does).
 After a warm-up, the sides alternate in rounds (order rotated each round); medians per side.
 
@@ -43,8 +43,9 @@ def main():
     if args.quick:
         args.n, args.rounds, args.warmup = 200, 3, 1
 
-    from mtkd.fusion import FusionContext, LearnedGating, average
+    from mtkd.fusion import LearnedGating, average
     from mtkd.losses import kd_loss
+    from mtkd.recipe import Fitted, Recipe
     from mtkd.models import encode, load_classifier, load_tokenizer
     from mtkd.train import predict
     print(machine_info())
@@ -57,10 +58,10 @@ def main():
     print(f"data: {what}; student minilm layers={s_layers}; {K} teachers minilm layers={t_layers or 6}; batch 32")
 
     cached = torch.from_numpy(np.random.default_rng(0).standard_normal((K, len(texts), C), dtype=np.float32))
-    cached_source = lambda idx: cached[:, idx]          # as Run._target_source, mode cached
+    cached_source = lambda idx: cached[:, idx]          # as recipe.cached_teachers
     teachers = [load_classifier("minilm", C, t_layers, seed=k).eval() for k in range(K)]
 
-    def online_source(idx):                           # as Run._target_source, mode online
+    def online_source(idx):                           # as recipe.online_teachers
         ii = idx.tolist()
         if args.online_tokenize:
             sub = encode(tok, [texts[i] for i in ii], 64)
@@ -71,11 +72,8 @@ def main():
     def plain_loss(logits, feats, idx):
         return kd_loss(logits, None, labels[idx], 1.0, 0.0)
 
-    def kd(source, fuse):
-        def loss_fn(logits, feats, idx):
-            target = fuse(source(idx), FusionContext(T, scores, feats))
-            return kd_loss(logits, target, labels[idx], T, alpha)
-        return loss_fn
+    def kd(source, fuse):                             # the pipeline's distillation step (recipe.Recipe)
+        return Recipe(labels, source, fuse, temperature=T, alpha=alpha, fitted=Fitted(scores, torch.ones(K)))
 
     student = load_classifier("minilm", C, s_layers, seed=0)
     gate = LearnedGating(K, student.config.hidden_size)

@@ -3,7 +3,7 @@ Expected: peak RSS grows with K by the logit arrays (K * N * C * 4 bytes) and no
 
 Each K runs in a fresh subprocess (peaks do not mix): the real mtkd.train.train on the same N
 SST-2 sentences (or the demo data) with the 2-layer MiniLM student, --steps optimizer steps, the
-target of Run._target_source's cached mode (synthetic logits [K, N, C], np.stack-ed as
+target of recipe.cached_teachers's cached mode (synthetic logits [K, N, C], np.stack-ed as
 Run.teacher_logits does: lookup cost and memory do not depend on values), `average` fusion,
 kd_loss(alpha=0.7, T=6). Reported: peak RSS of the whole process (ru_maxrss), peak RSS during
 train() (VmHWM reset before it; "steps" = before train's end-of-epoch checkpoint, "train" = with

@@ -215,6 +215,11 @@ def test_config_not_utf8(capsys, tmp_path):
     ("teachers.1={name: c, kind: cnn, ngram_max: 3}", "teacher 'c' (kind cnn) does not use 'ngram_max'"),
     ("teachers.1={name: c, kind: cnn, min_count: 0}", "teachers.c.min_count must be >= 1, got 0"),
     ("teachers.1={name: c, kind: cnn, epochs: 0}", "teachers.c.epochs must be > 0, got 0"),
+    # fusion settings
+    ("distill.temperature=hot", "distill.temperature must be a number > 0 or 'auto', got 'hot'"),
+    ("distill.temperature_grid=[1,0]", "distill.temperature_grid must list temperatures > 0"),
+    ("distill.agreement_shift=1.5", "distill.agreement_shift must be in [0, 1]"),
+    ("student.gate_entropy=-1", "student.gate_entropy must be >= 0"),
 ])
 def test_bad_value_or_override(capsys, tmp_path, override, phrase):
     refused_config(capsys, tmp_path, TINY, phrase, [override])
@@ -228,6 +233,12 @@ def test_crossfit_in_online_mode(capsys, tmp_path):
     """Online mode runs the teacher fitted on all of train: its train logits would not be out of fold."""
     refused_config(capsys, tmp_path, TINY, "teachers.tf.crossfit needs distill.mode: cached",
                    ["teachers.1.crossfit=3", "distill.mode=online"])
+
+
+def test_calibrate_with_calibrated_average(capsys, tmp_path):
+    """calibrated_average calibrates itself: calibrate: true in front of it would temper each teacher twice."""
+    refused_config(capsys, tmp_path, TINY, "calibrated_average already calibrates its teachers",
+                   ["distill.calibrate=true", "distill.strategies=[calibrated_average]"])
 
 
 def test_zero_seeds_on_the_command_line(capsys, tmp_path):

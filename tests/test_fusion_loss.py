@@ -1,12 +1,13 @@
 """Fusion strategies and the KD loss against hand computations."""
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from mtkd.fusion import STRATEGIES, FusionContext, LearnedGating, average, best_per_sample, calibrated_average, entropy, \
-    fit_temperature, make_strategy, prob_average, weighted
+from mtkd.fusion import STRATEGIES, FusionContext, LearnedGating, LearnedGatingJoint, average, best_per_sample, \
+    calibrated_average, entropy, fit_temperature, make_strategy, prob_average, target_of, weighted
 from mtkd.losses import kd_loss
 
 # two teachers, one example, two classes
@@ -56,16 +57,17 @@ def test_entropy_hand_value():
     assert entropy(torch.tensor([0.0, 0.0])).item() == pytest.approx(math.log(2))
 
 
-def test_learned_gating_starts_uniform_and_learns():
+def test_learned_gating_joint_starts_uniform_and_learns_through_its_target():
+    """The study's joint gate: uniform at start, and a loss on its (non-detached) target trains it."""
     torch.manual_seed(0)
-    gate = LearnedGating(num_teachers=2, feature_dim=4, hidden=8)
+    gate = LearnedGatingJoint(num_teachers=2, feature_dim=4, hidden=8)
     feats = torch.randn(1, 4)
     ctx = FusionContext(1.0, features=feats)
-    torch.testing.assert_close(gate(Z, ctx), average(Z, ctx))     # zero-initialised last layer = uniform weights
+    torch.testing.assert_close(gate(Z, ctx).target, average(Z, ctx))     # zero-initialised last layer = uniform weights
     # train the gate to follow teacher 1 (class 1): the weight of teacher 1 must grow
     opt = torch.optim.SGD(gate.parameters(), lr=1.0)
     for _ in range(50):
-        loss = -torch.log(gate(Z, ctx)[0, 1])
+        loss = -torch.log(gate(Z, ctx).target[0, 1])
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -73,26 +75,42 @@ def test_learned_gating_starts_uniform_and_learns():
     assert w[1] > 0.9 and torch.isclose(w.sum(), torch.tensor(1.0))
 
 
+def test_learned_gating_target_is_detached_and_its_loss_is_the_fused_cross_entropy():
+    """Guards issue 8.4: no gradient reaches the gate through the student's KD target; the gate's own
+    loss is CE(sigma(sum_k g_k z_k), y) at T = 1 (hand value at uniform g), minus the entropy bonus."""
+    gate = LearnedGating(num_teachers=2, feature_dim=4, hidden=8, entropy_bonus=0.5)
+    ctx = FusionContext(3.0, features=torch.randn(1, 4), labels=torch.tensor([1]), labelled=torch.tensor([True]))
+    out = gate(Z, ctx)
+    assert not out.target.requires_grad
+    torch.testing.assert_close(out.target, average(Z, ctx))
+    ce = -math.log(sm([1.0, 0.5])[1])                           # fused logits at g = (1/2, 1/2): [1, 0.5]
+    assert out.aux.item() == pytest.approx(ce - 0.5 * math.log(2), rel=1e-5)
+    assert out.aux.requires_grad
+
+
+def target(name, z, ctx, k=None):
+    fuse = make_strategy(name, z.shape[0] if k is None else k, ctx.features.shape[1] if ctx.features is not None else 5)
+    return target_of(fuse, z, ctx)
+
+
+def full_context(T, K, B, C, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return FusionContext(T, teacher_scores=torch.rand(K, generator=g) * 100, features=torch.randn(B, 5, generator=g),
+                         teacher_temperatures=torch.rand(K, generator=g) * 2 + 0.5,
+                         labels=torch.randint(0, C, (B,), generator=g), labelled=torch.rand(B, generator=g) > 0.3,
+                         student_logits=torch.randn(B, C, generator=g).requires_grad_(), progress=0.3)
+
+
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
 def test_every_strategy_gives_distributions_and_reduces_to_single_teacher(name):
     torch.manual_seed(1)
     z = torch.randn(3, 6, 4) * 3
-    ctx = FusionContext(2.0, teacher_scores=torch.tensor([80.0, 60.0, 70.0]), features=torch.randn(6, 5),
-                        teacher_temperatures=torch.tensor([0.5, 2.0, 1.5]))
-    fuse = make_strategy(name, 3, 5)
-    p = fuse(z, ctx)
+    ctx = full_context(2.0, 3, 6, 4)
+    p = target(name, z, ctx)
     assert p.shape == (6, 4) and torch.all(p >= 0)
     torch.testing.assert_close(p.sum(-1), torch.ones(6))
-    one = make_strategy(name, 1, 5)(z[:1], FusionContext(2.0, torch.tensor([80.0]), ctx.features, torch.tensor([1.0])))
-    torch.testing.assert_close(one, torch.softmax(z[0] / 2.0, -1))   # single-teacher KD: softmax(z / T)
-
-
-@pytest.mark.parametrize("name", ["average", "prob_average", "best_per_sample"])
-def test_teacher_order_does_not_matter(name):
-    torch.manual_seed(2)
-    z = torch.randn(3, 4, 3)
-    ctx = FusionContext(4.0)
-    torch.testing.assert_close(STRATEGIES[name](z, ctx), STRATEGIES[name](z[[2, 0, 1]], ctx))
+    one_ctx = dataclasses.replace(ctx, teacher_scores=torch.tensor([80.0]), teacher_temperatures=torch.tensor([1.0]))
+    torch.testing.assert_close(target(name, z[:1], one_ctx), torch.softmax(z[0] / 2.0, -1))   # single-teacher KD
 
 
 def test_kd_loss_hand_computed():

@@ -76,11 +76,16 @@ class StudentConfig:
     sparsity_start: float = 0.0        # cubic: fractions of training where pruning starts and reaches the target
     sparsity_end: float = 0.75
     sparsity_structured: bool = False  # true: whole FFN neurons instead of single weights
+    gate_entropy: float = 0.0          # learned_gating: weight of the gate-entropy bonus (against collapse)
 
 
 @dataclass
 class DistillConfig:
-    temperature: float = 6.0
+    temperature: float | str = 6.0     # or "auto": per student, the validation-best of temperature_grid
+    temperature_grid: list[float] = field(default_factory=lambda: [1.0, 2.0, 4.0, 6.0, 8.0])
+    calibrate: bool = False            # every teacher temperature-scaled on validation before any strategy
+    agreement_shift: float = 0.5       # agreement: mass moved to the gold/majority class where teachers disagree
+    curriculum_end: float = 0.5        # curriculum: training progress at which the full ensemble is reached
     alpha: float = 0.7                 # weight of the KD term; 0 = plain fine-tuning
     strategies: list[str] = field(default_factory=lambda: ["average", "weighted", "best_per_sample", "learned_gating"])
     single_teacher: bool = True        # one single-teacher KD student per teacher
@@ -190,6 +195,11 @@ def _coerce(hint, value, where):
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
+        if str in args and isinstance(value, str):   # e.g. temperature: auto (validate checks the word)
+            try:
+                return float(value)
+            except ValueError:
+                return value
         hint = next(a for a in args if a is not type(None))
         origin, args = typing.get_origin(hint), typing.get_args(hint)
     if dataclasses.is_dataclass(hint):
@@ -231,8 +241,19 @@ def validate(cfg: RunConfig) -> RunConfig:
     from .fusion import STRATEGIES  # late import: fusion imports torch
 
     d = cfg.distill
-    if not d.temperature > 0:
+    if isinstance(d.temperature, str) and d.temperature != "auto":
+        raise MtkdError(f"config: distill.temperature must be a number > 0 or 'auto', got '{d.temperature}'")
+    if not isinstance(d.temperature, str) and not d.temperature > 0:
         raise MtkdError(f"config: distill.temperature must be > 0, got {d.temperature}")
+    if not d.temperature_grid or any(not t > 0 for t in d.temperature_grid):
+        raise MtkdError(f"config: distill.temperature_grid must list temperatures > 0, got {d.temperature_grid}")
+    if not 0.0 <= d.agreement_shift <= 1.0:
+        raise MtkdError(f"config: distill.agreement_shift must be in [0, 1], got {d.agreement_shift}")
+    if not d.curriculum_end >= 0:
+        raise MtkdError(f"config: distill.curriculum_end must be >= 0, got {d.curriculum_end}")
+    if d.calibrate and "calibrated_average" in d.strategies:
+        raise MtkdError("config: calibrated_average already calibrates its teachers; with distill.calibrate: true "
+                        "list 'average' instead")
     if not 0.0 <= d.alpha <= 1.0:
         raise MtkdError(f"config: distill.alpha must be in [0, 1], got {d.alpha}")
     for s in d.strategies:
@@ -292,6 +313,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     if not cfg.student.gate_lr > 0:
         raise MtkdError(f"config: student.gate_lr must be > 0, got {cfg.student.gate_lr}")
     _check_sparsity(cfg.student)
+    if not cfg.student.gate_entropy >= 0:
+        raise MtkdError(f"config: student.gate_entropy must be >= 0, got {cfg.student.gate_entropy}")
     for where, c in [("student", cfg.student), *((f"teachers.{t.name}", t) for t in cfg.teachers)]:
         if c.pooling not in POOLINGS:
             raise MtkdError(f"config: {where}.pooling must be one of {', '.join(POOLINGS)}, got '{c.pooling}'")

@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +16,11 @@ from . import sparsity, stages
 from .config import RunConfig, dump_yaml, first_seeds, load_config, seeds_of, teacher_fields, to_dict, validate
 from .errors import MtkdError
 from .faults import failpoint
-from .fusion import LEARNABLE, FusionContext, fit_temperature, make_strategy
+from .fusion import LEARNABLE, OPTIONS, make_strategy
 from .io import atomic_write_json, atomic_write_text, load_npy, read_json, save_npy
 from .logits import SPLITS, check_array, read_logits, store_fields
-from .losses import kd_loss
 from .models import encode, load_classifier, load_tokenizer
+from .recipe import Recipe, cached_teachers, fit_on_validation, gate_record, online_teachers, pooled_features
 from .tasks import TaskData, compute_metrics, load_task, table_values
 from .teachers import load_teacher, make_teacher
 from .teachers.crossfit import OUT_OF_FOLD, check_folds, out_of_fold_logits
@@ -244,76 +245,90 @@ class Run:
             key.update(temperature=d.temperature, alpha=d.alpha, strategy=s.strategy, mode=d.mode, metric=task.metric,
                        teachers={n: read_json(self._logits_dir(task.name, n) / "manifest.json")["outputs"]
                                  for n in s.teachers})
+            # new settings enter the key only when they act, so caches of runs without them stay valid
+            key.update({f: getattr(d, f) for f in OPTIONS.get(s.strategy, {})})
+            if d.calibrate:
+                key["calibrate"] = True
+            if d.temperature == "auto":
+                key["temperature_grid"] = d.temperature_grid
 
         def build(tmp, work):
             return self._train_student(task, s, tmp, work)
         return self.stage(self.student_dir(task.name, s.method), key, build)
 
     def _train_student(self, task: TaskData, s: Student, tmp: Path, work: Path) -> dict:
+        """Distil one student with recipe.Recipe; with `temperature: auto` one per grid value, the
+        validation-best kept. Writes its validation/eval logits, metrics (and gate.json for a gate)."""
         cfg, st, d = self.cfg, self.cfg.student, self.cfg.distill
         tok = load_tokenizer(st.model, st.trust_remote_code)
-        model = load_classifier(st.model, task.num_labels, st.layers, cfg.seed, st.trust_remote_code, st.pooling)
-        train_split = task.splits["train"]
-        data = encode(tok, train_split.texts, st.max_length)
-        labels = torch.as_tensor(train_split.labels)
-        extra, want_features, info = None, False, {}
-        if s.type == "baseline":
-            def loss_fn(logits, feats, idx):
-                return kd_loss(logits, None, labels[idx].to(logits.device), 1.0, 0.0)
-        else:
-            val = self.teacher_logits(task, s.teachers, "validation")
-            scores = [compute_metrics(task.splits["validation"].labels, v.argmax(1), task.num_labels)[task.metric]
-                      for v in val]
-            info["teacher_validation_scores"] = dict(zip(s.teachers, scores))
-            scores_t = torch.tensor(scores, dtype=torch.float32)
-            taus = [fit_temperature(v, task.splits["validation"].labels) for v in val]
-            info["teacher_calibration_temperatures"] = dict(zip(s.teachers, taus))
-            taus_t = torch.tensor(taus, dtype=torch.float32)
-            source = self._target_source(task, s.teachers)
-            torch.manual_seed(cfg.seed + 1)
-            fuse = make_strategy(s.strategy, len(s.teachers), model.config.hidden_size, st.gate_hidden)
-            if s.strategy in LEARNABLE:
-                extra, want_features = fuse, True
-
-            def loss_fn(logits, feats, idx):
-                dev = logits.device
-                target = fuse(source(idx).to(dev), FusionContext(d.temperature, scores_t.to(dev), feats, taus_t.to(dev)))
-                return kd_loss(logits, target, labels[idx].to(dev), d.temperature, d.alpha)
-        spec = TrainSpec(st.epochs, st.lr, st.batch_size, st.weight_decay, st.warmup_ratio, cfg.seed,
-                         cfg.length_grouping, st.gate_lr)
-        pruner = sparsity.from_config(model, st)   # None for a dense student
-        model = train(model, data, spec, loss_fn, work, extra, want_features,
-                      desc=f"{task.name} {s.method}", on_step=pruner and pruner.on_step)
-        if pruner:   # masks folded in: what is evaluated and saved is the pruned student
-            info["sparsity"] = pruner.finish()
+        data = encode(tok, task.splits["train"].texts, st.max_length)
+        labels = torch.as_tensor(task.splits["train"].labels)
+        encoded = {split: encode(tok, task.splits[split].texts, st.max_length) for split in ("validation", "eval")}
+        info, teachers, fitted = {}, None, None
+        if s.type != "baseline":
+            val = task.splits["validation"]
+            fitted = fit_on_validation(self.teacher_logits(task, s.teachers, "validation"), val.labels,
+                                       task.metric, task.num_labels)
+            info["teacher_validation_scores"] = dict(zip(s.teachers, fitted.scores.tolist()))
+            info["teacher_calibration_temperatures"] = dict(zip(s.teachers, fitted.temperatures.tolist()))
+            teachers = self._target_source(task, s.teachers)
+        grid = d.temperature_grid if d.temperature == "auto" and s.type != "baseline" else [d.temperature]
+        best = None
+        for T in grid:
+            model = load_classifier(st.model, task.num_labels, st.layers, cfg.seed, st.trust_remote_code, st.pooling)
+            strategy = None
+            if s.type != "baseline":
+                torch.manual_seed(cfg.seed + 1)   # the gate's initialisation
+                strategy = make_strategy(s.strategy, len(s.teachers), model.config.hidden_size, st.gate_hidden,
+                                         dataclasses.asdict(d), st.gate_entropy, math.ceil(st.epochs))
+            recipe = Recipe(labels, teachers, strategy, temperature=T if s.type != "baseline" else 1.0,
+                            alpha=d.alpha if s.type != "baseline" else 0.0, fitted=fitted, calibrate=d.calibrate,
+                            names=s.teachers)
+            spec = TrainSpec(st.epochs, st.lr, st.batch_size, st.weight_decay, st.warmup_ratio, cfg.seed,
+                             cfg.length_grouping, st.gate_lr)
+            pruner = sparsity.from_config(model, st)   # None for a dense student
+            model = train(model, data, spec, recipe, work / f"T{T:g}" if len(grid) > 1 else work, recipe.gate,
+                          recipe.wants_features, desc=f"{task.name} {s.method}" + (f" T={T:g}" if len(grid) > 1 else ""),
+                          on_step=pruner and pruner.on_step)
+            if pruner:   # masks folded in: what is evaluated and saved is the pruned student
+                info["sparsity"] = pruner.finish()
+            val_logits = predict(model, encoded["validation"], cfg.eval_batch_size)
+            score = compute_metrics(task.splits["validation"].labels, val_logits.argmax(1), task.num_labels)[task.metric]
+            if len(grid) > 1:
+                info.setdefault("temperature_grid_validation", {})[f"{T:g}"] = score
+            if best is None or score > best[0]:
+                best = (score, T, model, recipe)
+        _, T, model, recipe = best
+        if s.type != "baseline":
+            info["temperature"] = T
         metrics = {}
         for split in ("validation", "eval"):
             sp = task.splits[split]
-            logits = predict(model, encode(tok, sp.texts, st.max_length), cfg.eval_batch_size)
+            logits = predict(model, encoded[split], cfg.eval_batch_size)
             save_npy(tmp / f"logits_{split}.npy", logits)
             metrics[split] = compute_metrics(sp.labels, logits.argmax(1), task.num_labels)
+        if recipe.gate is not None:
+            feats = pooled_features(model, encoded["eval"], cfg.eval_batch_size)
+            record = gate_record(recipe.gate, s.teachers, feats, self.teacher_logits(task, s.teachers, "eval"))
+            atomic_write_json(tmp / "gate.json", record)
+            info["gate"] = record["train"]
         if st.save_model:
             model.save_pretrained(tmp / "model", safe_serialization=True)
             tok.save_pretrained(tmp / "model")
         atomic_write_json(tmp / "metrics.json", metrics)
-        self.log(f"    {s.method + self._suffix(cfg.seed):24s} eval {task.metric} {metrics['eval'][task.metric]:.2f}")
+        self.log(f"    {s.method + self._suffix(cfg.seed):24s} eval {task.metric} {metrics['eval'][task.metric]:.2f}"
+                 + (f" (T={T:g} of {', '.join(f'{t:g}' for t in grid)})" if len(grid) > 1 else ""))
         return {"method": s.method, "type": s.type, "teachers": list(s.teachers), "strategy": s.strategy,
                 "seed": cfg.seed, "metrics": metrics, **info}
 
     def _target_source(self, task: TaskData, names):
         """idx -> teacher logits [K, B, C]: cached (a lookup by example index) or online (teachers run now)."""
         if self.cfg.distill.mode == "cached":
-            cached = torch.from_numpy(self.teacher_logits(task, names, "train"))
-            return lambda idx: cached[:, idx]
+            return cached_teachers(self.teacher_logits(task, names, "train"))
         by_name = {t.name: t for t in self.cfg.teachers}
-        teachers = [load_teacher(by_name[n], task.label_names, self._teacher_seed(by_name[n]),
-                                 self._teacher_dir(task, by_name[n]) / "model", self.cfg.eval_batch_size) for n in names]
-        texts = task.splits["train"].texts
-
-        def online(idx):
-            batch = [texts[i] for i in idx.tolist()]
-            return torch.stack([torch.from_numpy(t.logits(batch)) for t in teachers])
-        return online
+        return online_teachers([load_teacher(by_name[n], task.label_names, self._teacher_seed(by_name[n]),
+                                             self._teacher_dir(task, by_name[n]) / "model", self.cfg.eval_batch_size)
+                                for n in names], task.splits["train"].texts)
 
     def _evaluate_stage(self, task: TaskData):
         """RUN/<task>/eval (docs/run_dir.md): every model's eval and validation logits at each of its seeds,
@@ -375,11 +390,12 @@ class Run:
                         raise MtkdError(f"{problem}; pass --recompute to rebuild it")
                 e = entry(s.method, s.type, per, student_split)
                 if s.type != "baseline":
-                    e.update(teachers=list(s.teachers), strategy=s.strategy)
+                    chosen = read_json(next(iter(per.values())) / "manifest.json").get("temperature")
+                    e.update(teachers=list(s.teachers), strategy=s.strategy, temperature=chosen)
                 models.append(e)
             self._write_predictions(tmp / "predictions.csv", task, models, tmp)
             return {"task": task.name, "label_names": list(task.label_names), "metric": task.metric,
-                    "metric_columns": task.metric_columns, "temperature": self.cfg.distill.temperature,
+                    "metric_columns": task.metric_columns, "temperature": self._reported_temperature(models),
                     "alpha": self.cfg.distill.alpha, "seeds": seeds_of(self.cfg),
                     "reseed_teachers": self.cfg.reseed_teachers, "models": models, "teachers": list(teachers),
                     "validation_files": {m["method"]: m["validation_file"] for m in models if m["type"] == "teacher"},
@@ -387,6 +403,13 @@ class Run:
                     "labels_validation": "labels_validation.npy", "labels_train": "labels_train.npy"}
         # rebuilt rather than refused when stale: it holds nothing that is not in the stages it reads
         return stages.run(tdir / "eval", key, build, recompute=True, log=self.log)
+
+    def _reported_temperature(self, models: list[dict]) -> float:
+        """The distillation T (with `temperature: auto`, the one chosen most often, the smaller on ties)."""
+        if self.cfg.distill.temperature != "auto":
+            return self.cfg.distill.temperature
+        chosen = [m["temperature"] for m in models if m.get("temperature") is not None]
+        return min(set(chosen), key=lambda t: (-chosen.count(t), t)) if chosen else 1.0
 
     @staticmethod
     def _write_predictions(path: Path, task: TaskData, models: list[dict], folder: Path):

@@ -21,7 +21,8 @@ from tqdm.auto import tqdm
 from .faults import failpoint
 from .models import Encoded
 
-# loss_fn(student_logits [B, C], features [B, H] or None, idx LongTensor [B]) -> (loss, parts)
+# loss_fn(student_logits [B, C], features [B, H] or None, idx LongTensor [B]) -> (loss, parts); a loss_fn
+# with a `set_progress(fraction)` method is told step / total before every step (e.g. recipe.Recipe)
 LossFn = Callable[[torch.Tensor, torch.Tensor | None, torch.Tensor], tuple[torch.Tensor, dict]]
 
 
@@ -127,11 +128,14 @@ def train(model, data: Encoded, spec: TrainSpec, loss_fn: LossFn, work_dir: Path
                                              trainer.scheduler)
 
     bar = tqdm(total=total, initial=step, desc=desc, leave=False, disable=None)
+    set_progress = getattr(loss_fn, "set_progress", None)
     trainer.model.train()
     for epoch in range(start_epoch, math.ceil(total / per_epoch)):
         for batch_idx in epoch_batches(data.lengths, spec.batch_size, spec.seed, epoch, spec.group_by_length):
             if step >= total:
                 break
+            if set_progress is not None:
+                set_progress(step / total)
             loss = trainer.step(batch_idx)
             step += 1
             if on_step is not None:
