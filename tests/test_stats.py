@@ -47,7 +47,7 @@ def test_bootstrap_resamples_are_index_resamples(metric):
     a = np.where(rng.random((2, n)) < 0.8, y, rng.integers(0, c, (2, n)))    # two seeds
     b = np.where(rng.random(n) < 0.6, y, rng.integers(0, c, n))[None, :]
     out = stats.bootstrap_metrics(y, {"a": a, "b": b}, metric, c, n_resamples=5, seed=3, chunk=5)
-    idx = np.random.default_rng(3).integers(0, n, size=(5, n))
+    idx = np.random.default_rng(3).integers(0, n, size=(5, n), dtype=np.int32)
     for r in range(5):
         i = idx[r]
         assert out["a"][r] == pytest.approx(np.mean([sk(metric, y[i], s[i], c) for s in a]), abs=1e-9)

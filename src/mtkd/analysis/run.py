@@ -205,7 +205,8 @@ def _tables(tasks: list[TaskEval], split: str, sigs: dict, average: dict | None,
          Table(["task", "student", "type", "metric (%)", "baseline (%)", "best teacher", "best teacher (%)",
                 "gap closed (%)", "ci_low", "ci_high"], gapc)),
         ("ranking", "Ranking of student methods",
-         "Rank of each student per task by official metric (1 = best; ties share the better rank; '-' = not run).",
+         "Rank of each student per task by official eval metric (1 = highest; ties share the better rank; '-' = not run). "
+         "Descriptive only: no \"best\" is selected from it (selection is on validation).",
          rank_table),
         ("agreement_regions", "Agreement regions (eval)",
          "all agree: every teacher predicts the same label; full disagree: no two teachers agree; "

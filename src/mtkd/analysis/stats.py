@@ -24,7 +24,7 @@ import numpy as np
 N_RESAMPLES = 10_000
 LEVEL = 0.95
 SEED = 0
-CHUNK = 256      # resamples per matrix product: chunk x N float32 counts in memory
+CHUNK = 128      # resamples per matrix product: chunk x N counts in memory (int32 indices: chunk * N < 2^31)
 
 
 def metric_from_confusion(conf: np.ndarray, metric: str) -> np.ndarray:
@@ -64,6 +64,7 @@ def bootstrap_metrics(labels, preds: dict[str, np.ndarray], metric: str, n_class
     labels: int [N]; preds: {model: int [S, N]} predicted classes of each of the model's S seeds."""
     labels = np.asarray(labels, dtype=np.int64)
     n, cells = len(labels), n_classes ** 2
+    chunk = max(1, min(chunk, (2 ** 31 - 1) // max(n, 1)))
     names = list(preds)
     stacks = [np.atleast_2d(np.asarray(preds[m], dtype=np.int64)) for m in names]
     codes = np.concatenate([labels[None, :] * n_classes + p for p in stacks])          # [sum S, N]
@@ -73,7 +74,7 @@ def bootstrap_metrics(labels, preds: dict[str, np.ndarray], metric: str, n_class
     out = np.empty((n_resamples, len(codes)))
     for start in range(0, n_resamples, chunk):
         b = min(chunk, n_resamples - start)
-        idx = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
+        idx = rng.integers(0, n, size=(b, n), dtype=np.int32) + (np.arange(b, dtype=np.int32) * n)[:, None]
         counts = np.bincount(idx.ravel(), minlength=b * n).reshape(b, n).astype(np.float32)
         conf = (counts @ onehot).reshape(b, len(codes), n_classes, n_classes)           # exact: integers < 2^24
         out[start:start + b] = metric_from_confusion(conf, metric)
