@@ -220,6 +220,11 @@ def test_config_not_utf8(capsys, tmp_path):
     ("distill.temperature_grid=[1,0]", "distill.temperature_grid must list temperatures > 0"),
     ("distill.agreement_shift=1.5", "distill.agreement_shift must be in [0, 1]"),
     ("student.gate_entropy=-1", "student.gate_entropy must be >= 0"),
+    # epochs 0: a fine-tuned checkpoint used as it is
+    ("teachers.0.epochs=0", "teachers.t1: epochs 0 uses a fine-tuned classifier as it is; 'tiny' has no trained classification head"),
+    ("teachers.0={name: ft, model: /tmp, epochs: 0, layers: 2}", "teachers.ft.layers needs training, but epochs is 0"),
+    ("teachers.0.label_order=as_is", "teachers.t1.label_order applies to a checkpoint used as it is (kind hf, epochs: 0)"),
+    ("teachers.0={name: ft, model: /tmp, epochs: 0, label_order: by_name}", "label_order must be as_is or a list"),
 ])
 def test_bad_value_or_override(capsys, tmp_path, override, phrase):
     refused_config(capsys, tmp_path, TINY, phrase, [override])
@@ -243,6 +248,16 @@ def test_calibrate_with_calibrated_average(capsys, tmp_path):
 
 def test_zero_seeds_on_the_command_line(capsys, tmp_path):
     refused(capsys, ["run", config(tmp_path), "--out", tmp_path / "run", "--seeds", "0"], "--seeds must be >= 1, got 0", tmp_path)
+
+
+def test_checkpoint_labels_that_cannot_be_matched(capsys, tmp_path):
+    """epochs 0: a checkpoint whose id2label names are not the task's is refused before anything is extracted."""
+    from _checkpoints import save_checkpoint
+    ckpt = save_checkpoint(tmp_path / "ckpt", {0: "toxic", 1: "clean"})
+    capsys.readouterr()   # the test's own save progress bar
+    text = TINY.replace("{name: t1, model: tiny, epochs: 1, lr: 1.0e-3, max_length: 32}", f"{{name: t1, model: '{ckpt}', epochs: 0}}")
+    refused(capsys, ["finetune-teachers", config(tmp_path, text), "--out", tmp_path / "run"],
+            "teacher t1 (" + ckpt + ") (id2label): class names ['toxic', 'clean'] do not match the task's labels", tmp_path)
 
 
 def test_crossfit_with_more_folds_than_examples(capsys, tmp_path):

@@ -12,6 +12,8 @@ from mtkd.tasks import Split, load_task
 from mtkd.teachers import load_teacher, make_teacher
 from mtkd.teachers.cnn import tokenize, truncate_pair
 
+from _checkpoints import save_checkpoint
+
 
 @pytest.fixture(scope="module")
 def demo():
@@ -91,3 +93,68 @@ def test_cnn_sentence_pairs_are_one_sequence_with_a_separator(demo):
     fitted = make_teacher(teacher_cfg("teachers.0.epochs=1", "teachers.0.min_count=1"), ("no", "yes"), 0)
     fitted.fit(pairs, pairs.subset([0, 1]), Path(__import__("tempfile").mkdtemp()))
     assert fitted.logits(pairs.texts[:2]).shape == (2, 2)
+
+
+# ---------------------------------------------------------------- fine-tuned checkpoints as they are
+
+def as_is(model: str, *overrides):
+    return load_config(None, [f"teachers=[{{name: ft, model: '{model}', epochs: 0}}]", *overrides]).teachers[0]
+
+
+def extract(cfg, labels, tmp_path, texts):
+    t = make_teacher(cfg, labels, 0).fit(None, None, tmp_path)
+    return t, t.logits(texts)
+
+
+def test_checkpoint_as_is_is_aligned_to_the_task_by_name(tmp_path, demo):
+    """id2label {0: POSITIVE, 1: NEGATIVE} against the task's (negative, positive): the columns are swapped,
+    and an explicit label_order or as_is gives what it says. Without alignment, accuracy would flip."""
+    ckpt = save_checkpoint(tmp_path / "ckpt", {0: "POSITIVE", 1: "NEGATIVE"})
+    texts = demo.splits["eval"].texts[:16]
+    _, raw = extract(as_is(ckpt, "teachers.0.label_order=as_is"), demo.label_names, tmp_path / "a", texts)
+    t, by_name = extract(as_is(ckpt), demo.label_names, tmp_path / "b", texts)
+    np.testing.assert_array_equal(by_name, raw[:, ::-1])
+    _, listed = extract(as_is(ckpt, "teachers.0.label_order=[positive,negative]"), demo.label_names, tmp_path / "c", texts)
+    np.testing.assert_array_equal(listed, by_name)
+    t.save(tmp_path / "saved")   # the order travels with the saved model
+    np.testing.assert_array_equal(load_teacher(as_is(ckpt), demo.label_names, 0, tmp_path / "saved").logits(texts), by_name)
+
+
+def test_mnli_style_checkpoint_with_contradiction_first(tmp_path):
+    from mtkd.teachers.labels import checkpoint_order
+    order = checkpoint_order({0: "CONTRADICTION", 1: "entailment", 2: "Neutral"}, ("entailment", "neutral", "contradiction"),
+                             None, "t")
+    assert order == [1, 2, 0]
+    z = np.array([[10.0, 20.0, 30.0]])   # contradiction 10, entailment 20, neutral 30
+    assert z[:, order].tolist() == [[20.0, 30.0, 10.0]]
+    assert checkpoint_order({0: "not_entailment", 1: "Entailment"}, ("entailment", "not entailment"), None, "t") == [1, 0]
+
+
+@pytest.mark.parametrize("id2label, label_order, phrase", [
+    ({0: "LABEL_0", 1: "LABEL_1"}, None, "the checkpoint's labels are generic (LABEL_0, LABEL_1)"),
+    ({0: "toxic", 1: "clean"}, None, "do not match the task's labels ['negative', 'positive'] (no 'negative', 'positive')"),
+    ({0: "neg", 1: "pos", 2: "neutral"}, None, "3 classes"),
+    ({0: "LABEL_0", 1: "LABEL_1"}, "[negative, negative]", "class name 'negative' appears twice"),
+])
+def test_checkpoint_labels_that_cannot_be_matched_are_refused(tmp_path, demo, id2label, label_order, phrase):
+    from mtkd.errors import MtkdError
+    ckpt = save_checkpoint(tmp_path / "ckpt", id2label)
+    cfg = as_is(ckpt, *([f"teachers.0.label_order={label_order}"] if label_order else []))
+    with pytest.raises(MtkdError, match=__import__("re").escape(phrase)):
+        make_teacher(cfg, demo.label_names, 0).fit(None, None, tmp_path)
+
+
+def test_generic_labels_accepted_when_the_user_says_as_is(tmp_path, demo):
+    ckpt = save_checkpoint(tmp_path / "ckpt", {0: "LABEL_0", 1: "LABEL_1"})
+    t, z = extract(as_is(ckpt, "teachers.0.label_order=as_is"), demo.label_names, tmp_path / "w", demo.splits["eval"].texts[:4])
+    assert z.shape == (4, 2)
+
+
+def test_a_base_model_without_a_trained_head_is_refused(tmp_path, demo):
+    """epochs 0 on a checkpoint without classifier weights would silently use a random head."""
+    from transformers import BertConfig, BertModel
+    from mtkd.errors import MtkdError
+    BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(tmp_path / "base")
+    with pytest.raises(MtkdError, match="is not a fine-tuned classifier: no trained weights for classifier"):
+        make_teacher(as_is(str(tmp_path / "base"), "teachers.0.label_order=as_is"), demo.label_names, 0).fit(None, None, tmp_path)

@@ -36,10 +36,10 @@ class TaskConfig:
 @dataclass
 class TeacherConfig:
     name: str = "minilm_l6"
-    kind: str = "hf"                   # hf | tfidf | cnn (see TEACHER_FIELDS for the fields each kind reads)
+    kind: str = "hf"                   # hf | tfidf | cnn | logits (see TEACHER_FIELDS for the fields each kind reads)
     model: str = "minilm"              # hub id, local path, `minilm` (the packaged MiniLM) or `tiny` (random tiny BERT for tests)
     layers: int | None = None          # keep only the first k encoder layers
-    epochs: float = 1.0                # cnn default: 5 (KIND_DEFAULTS)
+    epochs: float = 1.0                # cnn default: 5 (KIND_DEFAULTS); hf: 0 = a fine-tuned checkpoint used as it is
     lr: float = 5e-5                   # cnn default: 3e-3
     batch_size: int = 32
     max_length: int = 64               # tokens (hf: the model's tokenizer; cnn: words and punctuation)
@@ -53,6 +53,11 @@ class TeacherConfig:
     embedding_dim: int = 128           # cnn: word embedding size
     filters: int = 100                 # cnn: convolution filters per width (widths 3, 4, 5)
     min_count: int = 3                 # cnn: a training-split word seen fewer times is [UNK]
+    label_order: str | list[str] | None = None   # hf, epochs 0: the checkpoint's columns -> the task's labels:
+                                       # None = by id2label name; as_is = column i is the task's label i;
+                                       # a list = the task label of each checkpoint column, in column order
+    files: dict[str, str] | None = None   # logits: {train: path, validation: path, eval: path} (.npy, .csv, .jsonl)
+    scores: str | None = None          # logits: logits | probs (CSV/JSONL; a .npy file's sidecar says it)
     crossfit: int = 0                  # k >= 2: train-split logits out-of-fold (k copies fitted on k-1 folds each)
 
 
@@ -116,10 +121,12 @@ TEACHER_KINDS = ("hf", "tfidf", "cnn")
 TEACHER_COMMON = ("name", "kind", "crossfit")   # and seed, keyed apart as the effective seed
 TEACHER_FIELDS = {
     "hf": ("model", "layers", "epochs", "lr", "batch_size", "max_length", "weight_decay", "warmup_ratio",
-           "trust_remote_code", "pooling"),
+           "trust_remote_code", "pooling", "label_order"),
     "tfidf": ("C", "ngram_max"),
     "cnn": ("epochs", "lr", "batch_size", "max_length", "embedding_dim", "filters", "min_count"),
+    "logits": ("files", "scores"),
 }
+KEYED_WHEN_SET = ("label_order", "files", "scores")   # added later: left out of a key while unset (None)
 # defaults that differ by kind, used where the config does not give the field
 KIND_DEFAULTS = {"cnn": {"epochs": 5.0, "lr": 3e-3}}
 METRICS = ("accuracy", "f1", "matthews")
@@ -200,10 +207,16 @@ def _coerce(hint, value, where):
                 return float(value)
             except ValueError:
                 return value
-        hint = next(a for a in args if a is not type(None))
+        options = [a for a in args if a is not type(None)]
+        # str | list[str]: the list form when a list is given
+        hint = next((a for a in options if isinstance(value, list) and typing.get_origin(a) is list), options[0])
         origin, args = typing.get_origin(hint), typing.get_args(hint)
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, where)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise MtkdError(f"config: '{where}' must be a mapping, got {value!r}")
+        return {_coerce(args[0], k, where): _coerce(args[1], v, f"{where}.{k}") for k, v in value.items()}
     if origin is list:
         if not isinstance(value, list):
             raise MtkdError(f"config: '{where}' must be a list, got {value!r}")
@@ -297,7 +310,8 @@ def validate(cfg: RunConfig) -> RunConfig:
         if t.crossfit and d.mode == "online":   # online runs the teacher fitted on all of train: in-sample logits
             raise MtkdError(f"config: teachers.{t.name}.crossfit needs distill.mode: cached (online mode would label "
                             f"train with the teacher fitted on it)")
-        _check_training(f"teachers.{t.name}", t)
+        _check_training(f"teachers.{t.name}", t, zero_epochs=t.kind == "hf")
+        _check_kind(t, d.mode)
         if t.seed is not None and t.seed < 0:
             raise MtkdError(f"config: teachers.{t.name}.seed must be >= 0, got {t.seed}")
         if not t.C > 0:
@@ -384,16 +398,52 @@ def first_seeds(seed: int, n: int) -> list[int]:
     return [seed, *itertools.islice(rest, n - 1)]
 
 
+def _check_kind(t: TeacherConfig, mode: str) -> None:
+    """What only some kinds allow: epochs 0 and label_order (hf), files and scores (logits)."""
+    where = f"config: teachers.{t.name}"
+    as_is = t.kind == "hf" and t.epochs == 0
+    if as_is:
+        if t.model in ("minilm", "tiny"):
+            raise MtkdError(f"{where}: epochs 0 uses a fine-tuned classifier as it is; '{t.model}' has no trained "
+                            f"classification head (name a fine-tuned hub id or local checkpoint, or train it: epochs > 0)")
+        for key, bad in (("layers", t.layers is not None), ("pooling", t.pooling == "mean"), ("crossfit", t.crossfit)):
+            if bad:
+                raise MtkdError(f"{where}.{key} needs training, but epochs is 0 (the checkpoint is used as it is)")
+    if t.label_order is not None:
+        if not as_is:
+            raise MtkdError(f"{where}.label_order applies to a checkpoint used as it is (kind hf, epochs: 0)")
+        if isinstance(t.label_order, str) and t.label_order != "as_is":
+            raise MtkdError(f"{where}.label_order must be as_is or a list of the task's label names (one per "
+                            f"checkpoint column), got '{t.label_order}'")
+    if t.kind == "logits":
+        if not t.files:
+            raise MtkdError(f"{where}: kind logits needs files: {{train: PATH, validation: PATH, eval: PATH}}")
+        from .logits import SPLITS
+        missing = [s for s in SPLITS if s not in t.files]
+        extra = [s for s in t.files if s not in SPLITS]
+        if missing or extra:
+            raise MtkdError(f"{where}.files needs exactly the splits {', '.join(SPLITS)}"
+                            f"{'; missing ' + ', '.join(missing) if missing else ''}"
+                            f"{'; unknown ' + ', '.join(extra) if extra else ''}")
+        if t.scores not in (None, "logits", "probs"):
+            raise MtkdError(f"{where}.scores must be logits or probs, got '{t.scores}'")
+        if t.crossfit:
+            raise MtkdError(f"{where}.crossfit needs a teacher that is fitted; a logits-file teacher is read, not fitted")
+        if mode == "online":
+            raise MtkdError(f"{where}: a logits-file teacher has no model to run online; use distill.mode: cached")
+
+
 def teacher_fields(t: TeacherConfig) -> dict:
     """The fields of `t` that its kind reads (seed excluded): what its teacher stage is keyed on."""
     fields = dataclasses.asdict(t)
     own = TEACHER_FIELDS.get(t.kind)
     keep = set(fields) if own is None else {*TEACHER_COMMON, *own}
-    return {k: v for k, v in fields.items() if k in keep and k != "seed"}
+    return {k: v for k, v in fields.items()
+            if k in keep and k != "seed" and not (k in KEYED_WHEN_SET and v is None)}
 
 
-def _check_training(where, c):
-    if hasattr(c, "epochs") and not c.epochs > 0:
+def _check_training(where, c, zero_epochs: bool = False):
+    if hasattr(c, "epochs") and not (c.epochs > 0 or zero_epochs and c.epochs == 0):
         raise MtkdError(f"config: {where}.epochs must be > 0, got {c.epochs}")
     if hasattr(c, "lr") and not c.lr > 0:
         raise MtkdError(f"config: {where}.lr must be > 0, got {c.lr}")

@@ -83,6 +83,24 @@ def _load_classifier(model: str, num_labels: int, layers: int | None, seed: int,
         raise MtkdError(f"could not load model '{model}': {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
 
 
+def load_finetuned_classifier(model: str, trust_remote_code: bool = False):
+    """A fine-tuned checkpoint with its own head and labels (nothing re-initialised), on this process's device."""
+    from accelerate import PartialState
+    from transformers import AutoModelForSequenceClassification
+    _quiet_transformers()
+    try:
+        m, info = AutoModelForSequenceClassification.from_pretrained(_resolve(model), trust_remote_code=trust_remote_code,
+                                                                     output_loading_info=True)
+    except MtkdError:
+        raise
+    except Exception as e:
+        raise MtkdError(f"could not load model '{model}': {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
+    if info["missing_keys"]:   # e.g. a base model: its head would be random, not fine-tuned
+        raise MtkdError(f"model '{model}' is not a fine-tuned classifier: no trained weights for "
+                        f"{', '.join(sorted(info['missing_keys'])[:3])}; train it (epochs > 0) or name a fine-tuned checkpoint")
+    return with_pooling(m, "cls").to(PartialState().device)
+
+
 def load_saved_classifier(folder: Path, trust_remote_code: bool = False):
     """A classifier saved by mtkd (safetensors), on this process's device (the GPU when there is one)."""
     from accelerate import PartialState

@@ -1,5 +1,8 @@
 """HFTeacher: fine-tunes any AutoModelForSequenceClassification (hub id or local path; default the
-packaged MiniLM; optionally only its first k layers) with the one training loop."""
+packaged MiniLM; optionally only its first k layers) with the one training loop. With epochs 0 an
+already fine-tuned checkpoint is used as it is (no training, only extraction): its columns are put in
+the task's label order by the names in its id2label (teachers/labels.py), the order kept in its config
+(`mtkd_column_order`) and applied to every logit it gives."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +12,11 @@ import torch
 
 from ..config import TeacherConfig
 from ..losses import kd_loss
-from ..models import encode, load_classifier, load_saved_classifier, load_tokenizer
+from ..models import encode, load_classifier, load_finetuned_classifier, load_saved_classifier, load_tokenizer
 from ..train import TrainSpec, predict, train
+from .labels import checkpoint_order
+
+COLUMN_ORDER = "mtkd_column_order"   # config attribute: order[j] = the checkpoint column of task label j
 
 
 class HFTeacher:
@@ -24,6 +30,11 @@ class HFTeacher:
 
     def fit(self, train_split, validation, work_dir: Path) -> "HFTeacher":
         c = self.cfg
+        if c.epochs == 0:   # a fine-tuned checkpoint, as it is
+            self.model = load_finetuned_classifier(c.model, c.trust_remote_code)
+            order = checkpoint_order(self.model.config.id2label, self.label_names, c.label_order, f"teacher {c.name} ({c.model})")
+            setattr(self.model.config, COLUMN_ORDER, order)
+            return self
         self.model = load_classifier(c.model, len(self.label_names), c.layers, self.seed, c.trust_remote_code, c.pooling)
         data = encode(self.tokenizer, train_split.texts, c.max_length)
         labels_t = torch.as_tensor(train_split.labels)
@@ -35,7 +46,9 @@ class HFTeacher:
         return self
 
     def logits(self, texts) -> np.ndarray:
-        return predict(self.model, encode(self.tokenizer, texts, self.cfg.max_length), self.eval_batch_size)
+        out = predict(self.model, encode(self.tokenizer, texts, self.cfg.max_length), self.eval_batch_size)
+        order = getattr(self.model.config, COLUMN_ORDER, None)
+        return out if order is None else np.ascontiguousarray(out[:, order])
 
     def save(self, folder: Path) -> None:
         self.model.save_pretrained(folder, safe_serialization=True)
