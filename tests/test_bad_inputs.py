@@ -260,6 +260,104 @@ def test_checkpoint_labels_that_cannot_be_matched(capsys, tmp_path):
             "teacher t1 (" + ckpt + ") (id2label): class names ['toxic', 'clean'] do not match the task's labels", tmp_path)
 
 
+# ---------------------------------------------------------------- teachers from files (kind: logits)
+
+@pytest.fixture
+def exported(tmp_path, capsys):
+    """The tiny config's examples and fingerprints (mtkd export-data), and a valid .npy logits teacher for them."""
+    assert main(["export-data", str(config(tmp_path)), "--out", str(tmp_path / "data")]) == 0
+    fps = json.loads((tmp_path / "data" / "demo" / "fingerprints.json").read_text())
+    (tmp_path / "ext").mkdir()
+    for split, fp in fps["fingerprints"].items():
+        np.save(tmp_path / "ext" / f"{split}.npy", np.zeros((fps["examples"][split], 2), dtype=np.float32))
+        write(tmp_path / "ext" / f"{split}.json", json.dumps({"label_names": ["negative", "positive"], "kind": "logits",
+                                                               "fingerprint": fp}))
+    capsys.readouterr()
+    return tmp_path
+
+
+def with_file_teacher(files: dict, scores: str | None = None) -> str:
+    data = yaml.safe_load(TINY)
+    data["teachers"] = [{"name": "ext", "kind": "logits", "files": files, **({"scores": scores} if scores else {})}]
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def refused_file_teacher(capsys, root, phrase, scores=None, **files):
+    files = {s: str(root / "ext" / f"{s}.npy") for s in ("train", "validation", "eval")} | {k: str(v) for k, v in files.items()}
+    refused(capsys, ["extract-logits", config(root, with_file_teacher(files, scores), "ext.yaml"), "--out", root / "run"],
+            phrase, root)
+
+
+def test_logits_file_teacher_accepted(capsys, exported):
+    """The fixture is valid: the refusals below are about what each case breaks."""
+    files = {s: str(exported / "ext" / f"{s}.npy") for s in ("train", "validation", "eval")}
+    ok(capsys, ["extract-logits", config(exported, with_file_teacher(files), "ext.yaml"), "--out", exported / "run"])
+
+
+def test_logits_file_missing(capsys, exported):
+    refused_file_teacher(capsys, exported, "teacher ext: eval scores file not found", eval=exported / "nope.npy")
+
+
+def test_logits_file_without_sidecar(capsys, exported):
+    (exported / "ext" / "eval.json").unlink()
+    refused_file_teacher(capsys, exported, "teacher ext: sidecar not found")
+
+
+def test_logits_file_of_the_wrong_shape(capsys, exported):
+    np.save(exported / "ext" / "validation.npy", np.zeros((7, 2), dtype=np.float32))
+    refused_file_teacher(capsys, exported, "does not match the dataset (20 examples, 2 classes)")
+
+
+def test_logits_file_label_names_that_cannot_be_matched(capsys, exported):
+    side = exported / "ext" / "train.json"
+    side.write_text(side.read_text().replace('"negative", "positive"', '"LABEL_0", "LABEL_1"'))
+    refused_file_teacher(capsys, exported, "class names ['LABEL_0', 'LABEL_1'] do not match the task's labels")
+
+
+def test_logits_file_of_another_dataset(capsys, exported):
+    """The fingerprint in the sidecar is not the split's: the scores belong to other examples."""
+    side = exported / "ext" / "train.json"
+    side.write_text(json.dumps({**json.loads(side.read_text()), "fingerprint": "0" * 64}))
+    refused_file_teacher(capsys, exported, "train file " + str(exported / "ext" / "train.npy") + ": scores of another dataset (fingerprint 000000000000")
+
+
+def test_logits_csv_missing_examples(capsys, exported):
+    """Every example must be found by text; how many are missing is said."""
+    lines = (exported / "data" / "demo" / "eval.csv").read_text().splitlines()
+    rows = [lines[0] + ",Negative,Positive"] + [ln + ",0.5,0.5" for ln in lines[1:-3]]
+    csv_file = write(exported / "ext" / "eval.csv", "\n".join(rows) + "\n")
+    refused_file_teacher(capsys, exported, "eval file " + str(exported / "ext" / "eval.csv") + ": 3 of 200 eval examples not found by text", "probs", eval=csv_file)
+
+
+def test_logits_csv_without_scores_kind(capsys, exported):
+    csv_file = write(exported / "ext" / "eval.csv", "text,negative,positive\na,0.5,0.5\n")
+    refused_file_teacher(capsys, exported, "teacher ext: say scores: logits or scores: probs", eval=csv_file)
+
+
+def test_logits_csv_probabilities_that_are_not(capsys, exported):
+    lines = (exported / "data" / "demo" / "eval.csv").read_text().splitlines()
+    rows = [lines[0] + ",negative,positive"] + [ln + ",2.0,-1.0" for ln in lines[1:]]
+    csv_file = write(exported / "ext" / "eval.csv", "\n".join(rows) + "\n")
+    refused_file_teacher(capsys, exported, "not probabilities: 200 rows outside [0, 1]", "probs", eval=csv_file)
+
+
+@pytest.mark.parametrize("teacher, phrase", [
+    ("{name: e, kind: logits}", "teachers.e: kind logits needs files"),
+    ("{name: e, kind: logits, files: {train: a.npy, eval: b.npy}}", "teachers.e.files needs exactly the splits train, validation, eval; missing validation"),
+    ("{name: e, kind: logits, files: {train: a, validation: a, eval: a, test: a}}", "unknown test"),
+    ("{name: e, kind: logits, scores: odds, files: {train: a, validation: a, eval: a}}", "teachers.e.scores must be logits or probs"),
+    ("{name: e, kind: logits, crossfit: 3, files: {train: a, validation: a, eval: a}}", "teachers.e.crossfit needs a teacher that is fitted"),
+    ("{name: e, kind: logits, lr: 0.1, files: {train: a, validation: a, eval: a}}", "teacher 'e' (kind logits) does not use 'lr'"),
+])
+def test_bad_logits_teacher_config(capsys, tmp_path, teacher, phrase):
+    refused_config(capsys, tmp_path, TINY, phrase, [f"teachers.1={teacher}"])
+
+
+def test_logits_teacher_in_online_mode(capsys, tmp_path):
+    refused_config(capsys, tmp_path, TINY, "a logits-file teacher has no model to run online",
+                   ["teachers.1={name: e, kind: logits, files: {train: a, validation: a, eval: a}}", "distill.mode=online"])
+
+
 def test_crossfit_with_more_folds_than_examples(capsys, tmp_path):
     text = TINY.replace("{name: tf, kind: tfidf}", "{name: tf, kind: tfidf, crossfit: 500}")
     refused_config(capsys, tmp_path, text, "teacher tf crossfit: 500 folds need at least 500 training examples, the task has 180")

@@ -158,3 +158,159 @@ def test_a_base_model_without_a_trained_head_is_refused(tmp_path, demo):
                          intermediate_size=64)).save_pretrained(tmp_path / "base")
     with pytest.raises(MtkdError, match="is not a fine-tuned classifier: no trained weights for classifier"):
         make_teacher(as_is(str(tmp_path / "base"), "teachers.0.label_order=as_is"), demo.label_names, 0).fit(None, None, tmp_path)
+
+
+# ---------------------------------------------------------------- teachers from files (kind: logits)
+
+def file_teacher(files: dict, scores=None):
+    from mtkd.config import TeacherConfig
+    from mtkd.teachers.files import FileTeacher
+    cfg = TeacherConfig(name="ext", kind="logits", files={k: str(v) for k, v in files.items()}, scores=scores)
+    return FileTeacher(cfg, ("negative", "positive"))
+
+
+def write_npy(path: Path, arr, label_names, kind, fingerprint) -> Path:
+    import json
+    np.save(path, arr)
+    path.with_suffix(".json").write_text(json.dumps({"label_names": list(label_names), "kind": kind, "fingerprint": fingerprint}))
+    return path
+
+
+def test_npy_scores_are_put_in_the_task_label_order_by_name(tmp_path, demo):
+    """A file whose columns are (POSITIVE, NEGATIVE) gives the task's (negative, positive) order."""
+    ev = demo.splits["eval"]
+    z = np.random.default_rng(0).normal(size=(len(ev), 2)).astype(np.float32)
+    p = write_npy(tmp_path / "eval.npy", z, ["POSITIVE", "NEGATIVE"], "logits", ev.fingerprint(demo.label_names))
+    got = file_teacher({"train": p, "validation": p, "eval": p}).split_logits("eval", ev)
+    np.testing.assert_array_equal(got, z[:, ::-1])
+
+
+def test_probabilities_are_tempered_in_the_probability_domain(tmp_path, demo):
+    """Probabilities enter as log p: softmax(log p / T) = p^(1/T) renormalised, and for p = softmax(z) it is
+    exactly softmax(z / T), the target the same teacher would give as logits (single-teacher KD, any T)."""
+    import torch
+    from mtkd.fusion import FusionContext, average
+    ev = demo.splits["eval"]
+    z = np.random.default_rng(1).normal(scale=3, size=(len(ev), 2))
+    p = torch.softmax(torch.from_numpy(z), -1).numpy()
+    path = write_npy(tmp_path / "eval.npy", p, demo.label_names, "probs", ev.fingerprint(demo.label_names))
+    logp = file_teacher({"train": path, "validation": path, "eval": path}).split_logits("eval", ev)
+    for T in (0.5, 1.0, 2.0, 6.0):
+        target = average(torch.from_numpy(logp)[None].double(), FusionContext(T)).numpy()
+        powered = p ** (1 / T)
+        np.testing.assert_allclose(target, powered / powered.sum(1, keepdims=True), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(target, torch.softmax(torch.from_numpy(z) / T, -1).numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_probability_zero_is_clamped_not_minus_infinity(tmp_path):
+    from mtkd.teachers.files import LOG_FLOOR, to_logits
+    out = to_logits(np.array([[1.0, 0.0], [0.25, 0.75]]), "probs", "t")
+    assert np.isfinite(out).all() and out[0, 1] == LOG_FLOOR
+    np.testing.assert_allclose(out[1], np.log([0.25, 0.75]), rtol=1e-6)
+
+
+def test_csv_rows_are_matched_by_text_in_any_order(tmp_path, demo):
+    """Shuffled rows, extra rows and label columns in another order and case: each example gets its own row."""
+    import csv
+    va = demo.splits["validation"]
+    rng = np.random.default_rng(2)
+    z = rng.normal(size=(len(va), 2))
+    rows = [{"text": t[0], "Positive": f"{a[1]:.6f}", "NEGATIVE": f"{a[0]:.6f}"} for t, a in zip(va.texts, z)]
+    rows.append({"text": "a sentence the task does not have", "Positive": "1", "NEGATIVE": "0"})
+    order = rng.permutation(len(rows))
+    with open(tmp_path / "val.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, ["NEGATIVE", "text", "Positive"])
+        w.writeheader()
+        w.writerows(rows[i] for i in order)
+    t = file_teacher({"train": tmp_path / "val.csv", "validation": tmp_path / "val.csv", "eval": tmp_path / "val.csv"}, "logits")
+    np.testing.assert_allclose(t.split_logits("validation", va), z, atol=1e-5)
+    np.testing.assert_allclose(t.logits(list(reversed(va.texts[:3]))), z[:3][::-1], atol=1e-5)
+
+
+def test_jsonl_sentence_pairs_with_probabilities(tmp_path):
+    import json
+    pairs = Split([("a cat", "a dog"), ("the sun", "the moon")], np.array([0, 1]))
+    lines = [{"text": ["the sun", "the moon"], "negative": 0.1, "positive": 0.9},
+             {"text": ["a cat", "a dog"], "negative": 0.8, "positive": 0.2}]
+    (tmp_path / "s.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    t = file_teacher({s: tmp_path / "s.jsonl" for s in ("train", "validation", "eval")}, "probs")
+    np.testing.assert_allclose(t.split_logits("train", pairs), np.log([[0.8, 0.2], [0.1, 0.9]]), rtol=1e-6)
+
+
+# ---------------------------------------------------------------- a config mixing every kind, end to end
+
+SOURCE = """
+name: source
+tasks: [{name: demo, demo_size: 400}]
+teachers: [{name: far, kind: tfidf, C: 1.0, ngram_max: 1}]
+"""
+MIXED = """
+name: mixed
+tasks: [{name: demo, demo_size: 400}]
+teachers:
+  - {name: minilm, model: minilm, layers: 2, epochs: 1, lr: 1.0e-4, max_length: 32}
+  - {name: tfidf, kind: tfidf}
+  - {name: cnn, kind: cnn, epochs: 3, embedding_dim: 32, filters: 16, min_count: 1}
+  - {name: far, kind: logits, files: {train: far/demo/train.npy, validation: far/demo/validation.npy, eval: far/demo/eval.npy}}
+student: {model: tiny, layers: 1, epochs: 1, lr: 2.0e-3, max_length: 32}
+distill: {strategies: [average, prob_average], baseline: false}
+"""
+
+
+def test_a_config_mixing_every_teacher_kind_runs_end_to_end(tmp_path, capsys):
+    """MiniLM + TF-IDF + CNN + a teacher from a logits file (exported from another run with mtkd export-logits,
+    relative paths from the config's folder): every teacher and student lands in the table; the file teacher's
+    cached logits are the exported ones bit for bit; changing its file makes its teacher stage stale."""
+    import csv
+    from mtkd.cli import main
+    (tmp_path / "source.yaml").write_text(SOURCE)
+    assert main(["extract-logits", str(tmp_path / "source.yaml"), "--out", str(tmp_path / "src_run")]) == 0
+    assert main(["export-logits", str(tmp_path / "src_run"), "far", "--out", str(tmp_path / "far")]) == 0
+    (tmp_path / "mixed.yaml").write_text(MIXED)
+    run = tmp_path / "run"
+    assert main(["run", str(tmp_path / "mixed.yaml"), "--out", str(run)]) == 0
+    with open(run / "results" / "master_results.csv") as f:
+        rows = {r["method"]: r for r in csv.DictReader(f)}
+    assert set(rows) == {"minilm", "tfidf", "cnn", "far", "kd_minilm", "kd_tfidf", "kd_cnn", "kd_far",
+                         "multi_average", "multi_prob_average"}
+    for split in ("train", "validation", "eval"):
+        np.testing.assert_array_equal(np.load(run / "demo" / "logits" / "far" / f"{split}.npy"),
+                                      np.load(tmp_path / "src_run" / "demo" / "logits" / "far" / f"{split}.npy"))
+    capsys.readouterr()
+    z = np.load(tmp_path / "far" / "demo" / "eval.npy")
+    np.save(tmp_path / "far" / "demo" / "eval.npy", z + 1.0)   # same argmax, other scores: another teacher
+    assert main(["extract-logits", str(tmp_path / "mixed.yaml"), "--out", str(run)]) != 0
+    assert "teachers/far" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- mtkd list
+
+def test_list_prints_every_registered_name_with_its_line(capsys, monkeypatch):
+    """Strategies come from fusion.STRATEGIES (a newly registered one appears with its docstring's first
+    line), teacher kinds from config.TEACHER_KINDS (every kind make_teacher builds), tasks from the registry."""
+    from mtkd import fusion
+    from mtkd.cli import main
+    from mtkd.config import TEACHER_KINDS
+    from mtkd.tasks import REGISTRY
+
+    def newest(logits, ctx):
+        """sigma(max_k z_k / T): a strategy registered after mtkd list was written.
+
+        More text."""
+    monkeypatch.setitem(fusion.STRATEGIES, "newest", newest)
+    assert main(["list", "strategies"]) == 0
+    lines = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
+    assert set(lines) == set(fusion.STRATEGIES)
+    assert lines["newest"] == "sigma(max_k z_k / T): a strategy registered after mtkd list was written."
+    assert lines["average"].startswith("sigma(mean_k z_k / T)")
+    assert main(["list", "teachers"]) == 0
+    out = capsys.readouterr().out
+    assert [line.split()[0] for line in out.splitlines()] == list(TEACHER_KINDS)
+    for kind in set(TEACHER_KINDS) - {"hf"}:   # every listed kind is one make_teacher builds (hf: tested above)
+        files = ["teachers.0.files={train: x.npy, validation: x.npy, eval: x.npy}"] if kind == "logits" else []
+        cfg = load_config(None, [f"teachers=[{{name: t, kind: {kind}}}]", *files])
+        assert make_teacher(cfg.teachers[0], ("a", "b"), 0) is not None
+    assert main(["list", "tasks"]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert names[:len(REGISTRY)] == list(REGISTRY)
+    assert main(["list", "nothing"]) == 2

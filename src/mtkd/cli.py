@@ -72,6 +72,16 @@ def _parser() -> argparse.ArgumentParser:
     for name, stage in STAGE_COMMANDS.items():
         run_like(name, f"run the pipeline up to the '{stage}' stage")
 
+    ls = sub.add_parser("list", help="every registered fusion strategy, teacher kind or task, one line each")
+    ls.add_argument("what", choices=("strategies", "teachers", "tasks"))
+    ed = sub.add_parser("export-data", help="the examples (and fingerprints) a teacher elsewhere must score (kind: logits)")
+    ed.add_argument("config", help="config YAML (or a run directory holding config.yaml)")
+    ed.add_argument("--out", required=True, help="folder: <task>/<split>.csv|jsonl and <task>/fingerprints.json")
+    ed.add_argument("--format", default="csv", help="csv (default) or jsonl")
+    el = sub.add_parser("export-logits", help="a run's teacher logits as the files of a kind: logits teacher")
+    el.add_argument("run_dir")
+    el.add_argument("teacher", help="teacher name in that run")
+    el.add_argument("--out", required=True, help="folder: <task>/<split>.npy + <split>.json sidecars")
     v = sub.add_parser("verify-logits", help="check every cached logit file of a run")
     v.add_argument("run_dir")
     a = sub.add_parser("analyze", help="analysis tables and plots of a finished run")
@@ -166,6 +176,17 @@ def _dispatch(args) -> int:
             print(table.read_text())
         print(f"done: {out}")
         return 0
+    if args.command == "list":
+        for name, line in registry(args.what).items():
+            print(f"{name:22s} {line}")
+        return 0
+    if args.command in ("export-data", "export-logits"):
+        from .teachers.files import export_data, export_logits
+        files = (export_data(args.config, Path(args.out), args.format) if args.command == "export-data"
+                 else export_logits(_run_dir(args.run_dir), args.teacher, Path(args.out)))
+        print("\n".join(str(f) for f in files))
+        print(f"done: {len(files)} files in {args.out}")
+        return 0
     if args.command == "verify-logits":
         from .logits import verify_run
         lines, problems = verify_run(_run_dir(args.run_dir))
@@ -200,6 +221,21 @@ def _dispatch(args) -> int:
         print(f"done: {folder}")
         return 0
     raise MtkdError(f"unknown command {args.command}")
+
+
+def registry(what: str) -> dict[str, str]:
+    """name -> one line, for `mtkd list`: strategies from fusion.STRATEGIES (the first line of each
+    docstring, so a new strategy appears by being registered), teacher kinds, tasks."""
+    if what == "strategies":
+        from .fusion import STRATEGIES, describe
+        return {name: describe(name) for name in STRATEGIES}
+    if what == "teachers":
+        from .config import TEACHER_KINDS
+        return dict(TEACHER_KINDS)
+    from .tasks import METRIC_SHORT, REGISTRY
+    return {name: f"{' / '.join(s.label_names)}; {METRIC_SHORT[s.metric]}"
+                  + (f"; GLUE {s.glue_folder}, hf glue/{s.hf_config}" if s.glue_folder else "; built in, generated")
+            for name, s in REGISTRY.items()} | {"<any name>": "source: file, train_file + eval_file (CSV/TSV/JSONL)"}
 
 
 def _csv(text: str) -> list[str]:

@@ -57,7 +57,7 @@ class TeacherConfig:
                                        # None = by id2label name; as_is = column i is the task's label i;
                                        # a list = the task label of each checkpoint column, in column order
     files: dict[str, str] | None = None   # logits: {train: path, validation: path, eval: path} (.npy, .csv, .jsonl)
-    scores: str | None = None          # logits: logits | probs (CSV/JSONL; a .npy file's sidecar says it)
+    scores: str | None = None          # logits: logits | probs, for its CSV/JSONL files (a .npy file's sidecar says it)
     crossfit: int = 0                  # k >= 2: train-split logits out-of-fold (k copies fitted on k-1 folds each)
 
 
@@ -114,7 +114,14 @@ class RunConfig:
 
 
 SOURCES = ("auto", "builtin", "hf", "glue_dir", "file")
-TEACHER_KINDS = ("hf", "tfidf", "cnn")
+TEACHER_KINDS = {   # kind -> its one line in `mtkd list teachers` (docs/teachers.md)
+    "hf": "any Hugging Face AutoModelForSequenceClassification (hub id, local path, minilm) fine-tuned on train; "
+          "epochs: 0 = a fine-tuned checkpoint used as it is, columns aligned by label name",
+    "tfidf": "word n-gram TF-IDF + logistic regression (C, ngram_max); logits = its log-probabilities",
+    "cnn": "word-level CNN (Kim 2014: widths 3/4/5, max over time) trained from scratch, vocabulary from train",
+    "logits": "a teacher run elsewhere: per-split files of logits or probabilities (.npy + JSON sidecar, CSV, JSONL); "
+              "probabilities enter as log p (softmax(log p / T) = p^(1/T) renormalised)",
+}
 # the TeacherConfig fields each kind reads besides TEACHER_COMMON: a teacher's stage key holds only these
 # (see teacher_fields), so changing a TF-IDF field does not retrain an HF teacher and vice versa. A kind
 # missing here is keyed on every field.
@@ -523,7 +530,17 @@ def load_config(path=None, overrides=()) -> RunConfig:
     data = apply_overrides(data, overrides)
     if isinstance(data.get("seeds"), list) and data["seeds"] and "seed" not in data:
         data["seed"] = data["seeds"][0]   # `seeds: [1, 2, 3]` alone: the first is the run seed
-    return validate(_build(RunConfig, data, ""))
+    cfg = _build(RunConfig, data, "")
+    base = Path(path).parent if path is not None else Path.cwd()
+    cfg.teachers = [_absolute_files(t, base) for t in cfg.teachers]
+    return validate(cfg)
+
+
+def _absolute_files(t: TeacherConfig, base: Path) -> TeacherConfig:
+    """A logits teacher's relative file paths are relative to the config file's folder; saved absolute."""
+    if not t.files:
+        return t
+    return dataclasses.replace(t, files={k: str((base / Path(v).expanduser()).resolve()) for k, v in t.files.items()})
 
 
 def _normalise_tasks(data: dict) -> dict:

@@ -22,7 +22,7 @@ from .logits import SPLITS, check_array, read_logits, store_fields
 from .models import encode, load_classifier, load_tokenizer
 from .recipe import Recipe, cached_teachers, fit_on_validation, gate_record, online_teachers, pooled_features
 from .tasks import TaskData, compute_metrics, load_task, table_values
-from .teachers import load_teacher, make_teacher
+from .teachers import load_teacher, make_teacher, source_hashes
 from .teachers.crossfit import OUT_OF_FOLD, check_folds, out_of_fold_logits
 from .train import TrainSpec, predict, train
 
@@ -179,6 +179,8 @@ class Run:
                "fingerprints": {"train": fps["train"], "validation": fps["validation"]}}
         if t.kind in ("hf", "cnn"):   # the kinds trained with train.py's batches
             key["length_grouping"] = self.cfg.length_grouping
+        if t.kind == "logits":   # a teacher read from files: new scores, new teacher
+            key["files_sha256"] = source_hashes(t)
         return key
 
     def _teacher_stage(self, task: TaskData, t):
@@ -217,6 +219,8 @@ class Run:
                 if split == "train" and t.crossfit:   # the out-of-fold logits of the teacher stage
                     where += " (out of fold)"
                     logits = load_npy(tdir / OUT_OF_FOLD)
+                elif hasattr(teacher, "split_logits"):   # kind logits: scores read per split (teachers/files.py)
+                    logits = teacher.split_logits(split, s)
                 else:
                     logits = teacher.logits(s.texts)
                 arrays[split] = check_array(logits, where, len(s), task.num_labels)

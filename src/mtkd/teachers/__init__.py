@@ -25,6 +25,9 @@ def make_teacher(cfg: TeacherConfig, label_names, seed: int, eval_batch_size: in
     if cfg.kind == "hf":
         from .hf import HFTeacher
         return HFTeacher(cfg, label_names, seed, eval_batch_size, group_by_length)
+    if cfg.kind == "logits":
+        from .files import FileTeacher
+        return FileTeacher(cfg, label_names, seed)
     if cfg.kind == "cnn":
         from .cnn import CnnTeacher
         return CnnTeacher(cfg, label_names, seed, eval_batch_size, group_by_length)
@@ -32,6 +35,15 @@ def make_teacher(cfg: TeacherConfig, label_names, seed: int, eval_batch_size: in
         from .classic import TfidfTeacher
         return TfidfTeacher(cfg, label_names, seed)
     raise MtkdError(f"unknown teacher kind '{cfg.kind}'")
+
+
+def source_hashes(cfg: TeacherConfig) -> dict:
+    """sha256 of the files a teacher reads besides its training data (kind logits: its score files),
+    for its stage key; {} for the kinds that are trained."""
+    if cfg.kind != "logits":
+        return {}
+    from .files import source_hashes as file_hashes
+    return file_hashes(cfg)
 
 
 def load_teacher(cfg: TeacherConfig, label_names, seed: int, folder: Path, eval_batch_size: int = 128) -> Teacher:
