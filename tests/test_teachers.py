@@ -314,3 +314,11 @@ def test_list_prints_every_registered_name_with_its_line(capsys, monkeypatch):
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     assert names[:len(REGISTRY)] == list(REGISTRY)
     assert main(["list", "nothing"]) == 2
+
+
+def test_shipped_diverse_config_loads_with_its_files_next_to_the_repo():
+    """configs/diverse_sst2.yaml validates; its file paths resolve from the config's folder (repo/runs/...)."""
+    root = Path(__file__).resolve().parents[1]
+    cfg = load_config(root / "configs" / "diverse_sst2.yaml")
+    assert [t.kind for t in cfg.teachers] == ["hf", "tfidf", "cnn", "logits"]
+    assert cfg.teachers[3].files["eval"] == str(root / "runs" / "exported" / "minilm_l3" / "sst2" / "eval.npy")
