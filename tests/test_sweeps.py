@@ -99,6 +99,11 @@ def test_seeds_summary(base):
     for r in summary:
         assert r["n"] == "2" and all(math.isfinite(float(r[c])) for c in ("mean", "std", "ci95_low", "ci95_high"))
         assert float(r["ci95_low"]) <= float(r["mean"]) <= float(r["ci95_high"])
+    for r in methods:   # steadiness: worst seed and churn (its arithmetic is checked by hand in test_stability.py)
+        assert r["worst_seed"] in ("1", "2") and float(r["worst"]) <= float(r["mean"])
+        assert 0.0 <= float(r["churn_ci95_low"]) <= float(r["churn"]) <= float(r["churn_ci95_high"]) <= 100.0
+    no_kd = [np.load(folder / f"seed={s}" / "demo" / "students" / "no_kd" / "logits_eval.npy").argmax(1) for s in "12"]
+    assert float(methods[0]["churn"]) == pytest.approx(100 * np.mean(no_kd[0] != no_kd[1]), abs=0.005)
     (paired,) = [r for r in summary if r["type"] == "paired_difference"]
     assert paired["method"].startswith("multi_average - kd_")
     assert 0.0 <= float(paired["share_multi_wins"]) <= 1.0
@@ -127,7 +132,7 @@ def test_paired_difference_by_hand():
     half = 4.303 * 2 / math.sqrt(3)                               # diffs -1, 1, 3: mean 1, std 2
     assert row[:6] == ["demo", "multi_x - kd_a", "paired_difference", "3", "1.00", "2.00"]
     assert float(row[6]) == pytest.approx(1 - half, abs=0.01) and float(row[7]) == pytest.approx(1 + half, abs=0.01)
-    assert row[8:] == ["0.67", "0"] and "2/3 seeds" in sentences[0]
+    assert row[-2:] == ["0.67", "0"] and "2/3 seeds" in sentences[0]
 
 
 def test_seed_summary_selects_on_validation():

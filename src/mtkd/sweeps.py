@@ -18,7 +18,7 @@ import math
 import os
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -185,6 +185,7 @@ class Result:
     avg: float                  # mean of the official metrics over tasks
     val_official: dict[str, float]   # task -> official metric on validation (%): what selects a "best"
     val_avg: float
+    preds: dict[str, np.ndarray] = field(default_factory=dict)   # task -> predicted eval labels (the point's run seed)
 
     def score(self, task: str | None = None, on: str = "eval") -> float:
         """The official metric of `task` (None: AVG over tasks) on eval or on validation."""
@@ -221,16 +222,17 @@ def point_results(sweep: Sweep, point: Point, tasks: list[TaskData]) -> list[Res
     for s in students:
         from_base = s.type == "baseline" and sweep.baseline_from_base
         run = Run(sweep.base, sweep.run_dir) if from_base else Run(point.cfg, sweep.folder / point.folder)
-        columns, official, val = {}, {}, {}
+        columns, official, val, preds = {}, {}, {}, {}
         for task in tasks:   # the mean over the run's seeds (a point of a seed sweep has one)
             per_seed = [read_json(run.at_seed(seed).student_dir(task.name, s.method) / "metrics.json")
                         for seed in seeds_of(run.cfg)]
             metrics = mean_metrics([m["eval"] for m in per_seed])
             columns.update(table_values(task, metrics))
             official[task.name] = metrics[task.metric]
+            preds[task.name] = np.load(run.student_dir(task.name, s.method) / "logits_eval.npy").argmax(1)
             val[task.name] = mean_metrics([m["validation"] for m in per_seed])[task.metric]
         out.append(Result(point, s.method, s.type, "base run" if from_base else "point", columns, official,
-                          sum(official.values()) / len(official), val, sum(val.values()) / len(val)))
+                          sum(official.values()) / len(official), val, sum(val.values()) / len(val), preds))
     return out
 
 
@@ -395,18 +397,29 @@ def t_interval(values) -> Interval:
     return Interval(n, mean, std, mean - half, mean + half)
 
 
+STEADINESS = ["worst", "worst_seed", "churn", "churn_ci95_low", "churn_ci95_high"]
+
+
 def seed_summary(tasks: list[TaskData], results: list[Result]) -> tuple[Table, list[str]]:
     """Per task (and AVG over tasks when there are several) and method: mean, std, n, 95% t-interval of the
-    official metric across seeds; then the paired difference best multi − best single (both selected on
-    validation: the highest mean validation metric across seeds), seed by seed."""
-    header = ["task", "method", "type", "n", "mean", "std", "ci95_low", "ci95_high", "share_multi_wins", "ties"]
+    official metric across seeds, the worst seed, and prediction churn between seeds (analysis.stability;
+    per task only); then the paired difference best multi − best single (both selected on validation: the
+    highest mean validation metric across seeds), seed by seed."""
+    from .analysis.stability import stability
+    header = ["task", "method", "type", "n", "mean", "std", "ci95_low", "ci95_high", *STEADINESS, "share_multi_wins", "ties"]
     rows, sentences = [], []
     scopes = [t.name for t in tasks] + (["AVG"] if len(tasks) > 1 else [])
     for scope in scopes:
         score = (lambda r: r.avg) if scope == "AVG" else (lambda r, s=scope: r.official[s])   # reported: eval
         for method, type_ in methods_of(results):
-            iv = t_interval([score(r) for r in results if r.method == method])
-            rows.append([scope, method, type_, str(iv.n), *(cell(v) for v in (iv.mean, iv.std, iv.low, iv.high)), "", ""])
+            mine = [r for r in results if r.method == method]
+            iv = t_interval([score(r) for r in mine])
+            seed_of = lambda r: r.point.values[0] if len(r.point.values) == 1 else r.point.folder
+            st = stability({seed_of(r): score(r) for r in mine},
+                           None if scope == "AVG" else {seed_of(r): r.preds[scope] for r in mine if scope in r.preds})
+            rows.append([scope, method, type_, str(iv.n), *(cell(v) for v in (iv.mean, iv.std, iv.low, iv.high)),
+                         cell(st.worst), str(st.worst_seed), *(cell(v) for v in (st.churn, st.churn_low, st.churn_high)),
+                         "", ""])
         multi = _best_of_type(results, "multi", None if scope == "AVG" else scope)
         single = _best_of_type(results, "single", None if scope == "AVG" else scope)
         if not (multi and single):
@@ -419,7 +432,8 @@ def seed_summary(tasks: list[TaskData], results: list[Result]) -> tuple[Table, l
         iv = t_interval(diffs)
         wins, ties = sum(d > 0 for d in diffs), sum(d == 0 for d in diffs)
         rows.append([scope, f"{multi} - {single}", "paired_difference", str(iv.n),
-                     *(cell(v) for v in (iv.mean, iv.std, iv.low, iv.high)), cell(wins / len(diffs)), str(ties)])
+                     *(cell(v) for v in (iv.mean, iv.std, iv.low, iv.high)), *[""] * len(STEADINESS),
+                     cell(wins / len(diffs)), str(ties)])
         sentences.append(f"- **{scope}**: best multi ({multi}) − best single ({single}) = {iv.mean:+.2f} pp, "
                          f"95% CI [{cell(iv.low)}, {cell(iv.high)}] over {iv.n} seeds; multi better on {wins}/{iv.n} "
                          f"seeds, tied on {ties}.")
@@ -428,13 +442,17 @@ def seed_summary(tasks: list[TaskData], results: list[Result]) -> tuple[Table, l
 
 def seed_markdown(sweep: Sweep, table: Table, sentences: list[str]) -> str:
     seeds = ", ".join(p.values[0] for p in sweep.points)
-    method_rows = Table(table.columns[:8], [r[:8] for r in table.rows if r[2] != "paired_difference"])
-    paired = Table([c for i, c in enumerate(table.columns) if i != 2],
-                   [[c for i, c in enumerate(r) if i != 2] for r in table.rows if r[2] == "paired_difference"])
+    n = 8 + len(STEADINESS)
+    method_rows = Table(table.columns[:n], [r[:n] for r in table.rows if r[2] != "paired_difference"])
+    drop = {2, *range(8, n)}   # type and the steadiness columns
+    paired = Table([c for i, c in enumerate(table.columns) if i not in drop],
+                   [[c for i, c in enumerate(r) if i not in drop] for r in table.rows if r[2] == "paired_difference"])
     lines = [f"# Across seeds: `{sweep.folder.name}`", "",
              f"Seeds {seeds}; teachers and their logits are the base run's (seed "
              f"{sweep.base.seed}) at every seed, so the spread is the students' alone. Metric: each task's official "
-             "metric on eval (%). std is the sample standard deviation; the interval is mean ± t(0.975, n−1)·std/√n.",
+             "metric on eval (%). std is the sample standard deviation; the interval is mean ± t(0.975, n−1)·std/√n. "
+             "worst: the lowest seed (worst_seed). churn: % of eval examples whose predicted label differs between "
+             "two seeds, averaged over every pair of seeds, with a 95% bootstrap interval over eval examples.",
              "", method_rows.to_markdown().rstrip(), "",
              "## Best multi-teacher − best single-teacher student, paired by seed", "",
              "Best = the method of that type with the highest mean validation metric across seeds (selected on "

@@ -1,0 +1,66 @@
+"""Steadiness over seeds (analysis.stability) and its columns in the multi-seed summary, against hand computations."""
+import math
+
+import numpy as np
+import pytest
+
+from mtkd.analysis.stability import churn, churn_interval, disagreement, stability
+from mtkd.sweeps import Point, Result, seed_summary
+from mtkd.tasks import TaskData
+
+# three seeds, four eval examples: pairs (1,2) differ on example 2, (1,3) on 0 and 2, (2,3) on 0
+PREDS = {1: np.array([0, 1, 1, 0]), 2: np.array([0, 1, 0, 0]), 3: np.array([1, 1, 0, 0])}
+
+
+def test_churn_by_hand():
+    """Churn is the mean over seed pairs of the share of examples predicted differently: (1/4 + 2/4 + 1/4) / 3."""
+    p = np.stack(list(PREDS.values()))
+    np.testing.assert_allclose(disagreement(p), [2 / 3, 0, 2 / 3, 0])
+    assert churn(p) == pytest.approx(100 / 3)
+    assert churn(p[:2]) == pytest.approx(25.0)                        # one pair
+    assert churn(np.stack([p[0], p[0], p[0]])) == 0.0                 # identical seeds never churn
+    assert math.isnan(churn(p[:1]))                                   # one seed: no pair
+
+
+def test_churn_interval_is_a_bootstrap_over_examples():
+    """The interval holds the churn, stays within the per-example extremes, narrows with more examples, and is a
+    point when every example disagrees equally."""
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 2, 400)
+    flip = lambda share: np.where(rng.random(400) < share, 1 - base, base)
+    p = np.stack([base, flip(0.1), flip(0.2)])
+    lo, hi = churn_interval(p)
+    assert lo < churn(p) < hi and 0 < lo and hi < 100
+    lo_small, hi_small = churn_interval(p[:, :40])
+    assert hi_small - lo_small > hi - lo
+    assert churn_interval(np.stack([base, 1 - base])) == (100.0, 100.0)
+    assert all(math.isnan(v) for v in churn_interval(p[:1]))
+
+
+def test_stability_spread_and_worst_seed():
+    st = stability({1: 80.0, 2: 82.0, 3: 84.0}, PREDS)
+    assert (st.n_seeds, st.mean, st.std, st.worst, st.worst_seed) == (3, 82.0, 2.0, 80.0, 1)
+    assert st.churn == pytest.approx(100 / 3) and st.churn_low <= st.churn <= st.churn_high
+    one = stability({5: 70.0})
+    assert one.worst == 70.0 and math.isnan(one.std) and math.isnan(one.churn)
+
+
+def test_seed_summary_columns_by_hand():
+    """`mtkd seeds` rows carry worst, worst_seed and churn (with its interval), computed per method over its seeds."""
+    task = TaskData("demo", ("neg", "pos"), "accuracy", {})
+    scores = {"kd_a": [80.0, 82.0, 84.0], "multi_x": [75.0, 75.0, 76.0]}
+    types = {"kd_a": "single", "multi_x": "multi"}
+    steady = np.array([0, 1, 1, 0])
+    results = [Result(Point(f"seed={s}", (str(s),), None), m, types[m], "point", {}, {"demo": v[s - 1]}, v[s - 1],
+                      {"demo": v[s - 1]}, v[s - 1], {"demo": PREDS[s] if m == "kd_a" else steady})
+               for s in (1, 2, 3) for m, v in scores.items()]
+    table, _ = seed_summary([task], results)
+    col = {c: i for i, c in enumerate(table.columns)}
+    rows = {r[col["method"]]: r for r in table.rows}
+    a, x = rows["kd_a"], rows["multi_x"]
+    assert [a[col[c]] for c in ("std", "worst", "worst_seed", "churn")] == ["2.00", "80.00", "1", "33.33"]
+    assert float(a[col["churn_ci95_low"]]) <= 33.33 <= float(a[col["churn_ci95_high"]])
+    assert [x[col[c]] for c in ("worst", "worst_seed", "churn", "churn_ci95_low", "churn_ci95_high")] == \
+        ["75.00", "1", "0.00", "0.00", "0.00"]
+    paired = rows["multi_x - kd_a"]
+    assert paired[col["churn"]] == "" and paired[col["share_multi_wins"]] == "0.00"
