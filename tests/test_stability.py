@@ -64,3 +64,31 @@ def test_seed_summary_columns_by_hand():
         ["75.00", "1", "0.00", "0.00", "0.00"]
     paired = rows["multi_x - kd_a"]
     assert paired[col["churn"]] == "" and paired[col["share_multi_wins"]] == "0.00"
+
+
+def test_analysis_steadiness_table_on_a_multi_seed_run(tmp_path):
+    """RUN/analysis/steadiness.csv: one row per model with several seeds (students here; teachers have one), its
+    churn recomputed by hand from the per-seed eval logits the run wrote; a one-seed run has no such table."""
+    import csv
+    import json
+    from _fake_run import build_fake_run
+    from mtkd.analysis.run import analyze
+    run = build_fake_run(tmp_path / "multi", seeds=(0, 3, 4))
+    out = analyze(run, n_resamples=200)
+    with open(out / "steadiness.csv", newline="") as f:
+        rows = {(r["task"], r["model"]): r for r in csv.DictReader(f)}
+    man = json.loads((run / "bin" / "eval" / "manifest.json").read_text())
+    students = [m for m in man["models"] if m["type"] != "teacher"]
+    assert set(rows) == {(t, m["method"]) for t in ("bin", "tri") for m in students}
+    entry = next(m for m in students if m["method"] == "multi_average")
+    preds = [np.load(run / "bin" / "eval" / entry["seed_files"][s]).argmax(1) for s in ("0", "3", "4")]
+    by_hand = 100 * np.mean([np.mean(preds[i] != preds[j]) for i, j in ((0, 1), (0, 2), (1, 2))])
+    row = rows[("bin", "multi_average")]
+    assert float(row["churn (%)"]) == pytest.approx(by_hand, abs=0.005) and row["seeds"] == "3"
+    accs = {s: m["eval"]["accuracy"] for s, m in entry["seed_metrics"].items()}
+    assert float(row["worst (%)"]) == pytest.approx(min(accs.values()), abs=0.005)
+    assert row["worst seed"] == min(accs, key=accs.get)
+    assert float(row["metric (%)"]) == pytest.approx(np.mean(list(accs.values())), abs=0.005)
+    assert "steadiness" in [t["name"] for t in json.loads((out / "manifest.json").read_text())["tables"]]
+    single = analyze(build_fake_run(tmp_path / "one"), n_resamples=200)
+    assert not (single / "steadiness.csv").exists()

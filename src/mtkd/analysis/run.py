@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mtkd.analysis import agreement, calibration, confidence, diversity, failures, figures, gap, significance
+from mtkd.analysis import agreement, calibration, confidence, diversity, failures, figures, gap, significance, stability
 from mtkd.analysis.load import SPLITS, TaskEval, eval_manifests, load_run
 from mtkd.io import atomic_write_bytes, atomic_write_text
+from mtkd.tasks import compute_metrics
 from mtkd.tables import Table, cell
 
 ANALYSIS_DIR = "analysis"
@@ -183,6 +184,7 @@ def _tables(tasks: list[TaskEval], split: str, sigs: dict, average: dict | None,
                          cell(diversity.oracle_accuracy(tp, t.labels)), cell(diversity.fleiss_kappa(counts), 4)])
     rank_table = _ranking_table(tasks)
     acc_cols = [f"acc {r} (%)" for r in agreement.REGIONS]
+    steady = _steadiness_rows(tasks)
     return [
         ("significance", "Multi-teacher vs best single-teacher student, per example",
          f"Every multi-teacher student against the best single-teacher student (selected on validation). diff_pp: "
@@ -198,6 +200,12 @@ def _tables(tasks: list[TaskEval], split: str, sigs: dict, average: dict | None,
          "bootstrap 95% interval; verdict: better / worse when the CI excludes 0, else no significant difference.",
          Table(["task", "metric", "best single", "single val (%)", "single eval (%)", "best multi", "multi val (%)",
                 "multi eval (%)", "advantage (pp)", "ci_low", "ci_high", "p_holm", "verdict"], adv)),
+        *([("steadiness", "Steadiness over seeds (eval)",
+            "Every model trained at several seeds: its official metric (mean, sample sd, worst seed) and prediction "
+            "churn, the % of eval examples whose predicted label differs between two seeds, averaged over every pair "
+            "of seeds, with a 95% percentile-bootstrap interval over eval examples (analysis/stability.py).",
+            Table(["task", "model", "type", "seeds", "metric (%)", "sd", "worst (%)", "worst seed", "churn (%)",
+                   "churn ci_low", "churn ci_high"], steady))] if steady else []),
         ("gap_closed", "Gap closed (best teacher selected on validation)",
          "gap closed = (student - baseline) / (best teacher - baseline), in %, official eval metric, the best teacher "
          "selected on validation; CI: paired bootstrap 95% interval; n/a when the baseline or the teachers are "
@@ -247,6 +255,21 @@ def _tables(tasks: list[TaskEval], split: str, sigs: dict, average: dict | None,
 def _resamples(sigs: dict, average) -> str:
     n = next((r["n_resamples"] for s in sigs.values() for r in s["rows"]), None)
     return f"{n:,}" if n else "10,000"
+
+
+def _steadiness_rows(tasks: list[TaskEval]) -> list[list[str]]:
+    """One row per model with several seeds (analysis.stability)."""
+    rows = []
+    for t in tasks:
+        for m in t.models:
+            if len(m.seed_logits) < 2:
+                continue
+            preds = {s: lg.argmax(axis=1) for s, lg in m.seed_logits.items()}
+            score = {s: compute_metrics(t.labels, p, len(t.label_names))[t.metric] for s, p in preds.items()}
+            st = stability.stability(score, preds)
+            rows.append([t.name, m.method, m.type, str(st.n_seeds), cell(st.mean), cell(st.std), cell(st.worst),
+                         str(st.worst_seed), cell(st.churn), cell(st.churn_low), cell(st.churn_high)])
+    return rows
 
 
 def _ranking_table(tasks: list[TaskEval]) -> Table:
