@@ -135,7 +135,7 @@ def peer_side(run: Path, base: dict, teachers: list[str], seed: int, out: Path, 
     ev_texts, ev_labels = read_split(run, task, "eval")
     logits = predict(student, encode(tok, ev_texts, st["max_length"]))
     print(f"  textbrewer {textbrewer.__version__} seed {seed}: {seconds:.0f} s", flush=True)
-    return compute_metrics(ev_labels, logits.argmax(1), n_labels)[meta["metric"]], seconds
+    return compute_metrics(ev_labels, logits.argmax(1), n_labels, meta.get("pos_label", 1))[meta["metric"]], seconds
 
 
 def main():

@@ -173,6 +173,10 @@ def test_config_not_utf8(capsys, tmp_path):
     ("tasks.0.validation_fraction=1.5", "validation_fraction must be in (0, 1)"),
     ("tasks.0.validation_fraction=0", "validation_fraction must be in (0, 1)"),
     ("tasks.0.max_train_examples=0", "max_train_examples must be >= 1"),
+    ("tasks.0.eval_fraction=1", "eval_fraction must be in (0, 1)"),
+    ("tasks.0.group_by=phrases", "group_by must be one of auto, exact, none, got 'phrases'"),
+    ("tasks.0.header=false", "header: false needs columns: [...] naming every column in order"),
+    ("tasks.0.columns=[text,label]", "columns names the columns of a header-less file; set header: false"),
     ("tasks.0.name=results", "task name 'results' is reserved"),
     ("teachers.1.kind=tfdif", "unknown kind 'tfdif' (did you mean 'tfidf'?)"),
     ("teachers.1.kind=svm", "unknown kind 'svm'"),
@@ -392,10 +396,40 @@ GOOD_CSV = "text,label\n" + "".join(f"sentence number {i},{'pos' if i % 2 else '
     ('{"text": "a", "label": "pos"}\n{"text": 5, "label": "neg"}\n', '{"text": "a", "label": "pos"}\n', ".jsonl", {},
      "example 2: text column(s) text must be strings"),
     ("text,label\ncaf\xe9,pos\n".encode("latin-1"), "text,label\nhi,pos\n", ".csv", {}, "not a UTF-8 text file"),
+    ("text\tlabel\ncaf\xe9\tpos\n".encode("latin-1"), "text\tlabel\nhi\tpos\n", ".tsv", {}, "not a UTF-8 text file"),
+    (GOOD_CSV, "text,label\nhi,pos\n", ".txt", {}, "unknown data file type '.txt'"),
+    (GOOD_CSV, "text,label\nhi,pos\n", ".parquet", {}, "not a Parquet file"),
+    ("text,text,label\na,b,pos\n", "text,label\nhi,pos\n", ".csv", {}, "column 'text' appears twice in the header"),
+    (GOOD_CSV, "text,label\nhi,pos\n", ".csv", {"eval_fraction": 0.2}, "give eval_fraction or an eval file, not both"),
+    (GOOD_CSV, "text,label\nhi,pos\n", ".csv", {"pos_label": "yes"}, "pos_label 'yes' is not a label; labels: neg, pos"),
+    (GOOD_CSV, "text,label\nhi,pos\n", ".csv", {"pos_label": "maybe", "label_names": ["neg", "pos"]},
+     "pos_label 'maybe' is not one of label_names neg, pos"),
+    (GOOD_CSV, "text,label\nhi,pos\n", ".csv", {"metric": "f1"}, "binary F1 needs its positive class: set pos_label"),
+    ('[{"text": "a", "label": "pos"}, {"text": "b"}]', '[{"text": "a", "label": "pos"}]', ".json", {},
+     "train.json: item 2 has no 'label'"),
+    (GOOD_CSV, "hi,pos\n", ".csv", {"header": False, "columns": ["text", "label"], "label_names": ["neg", "pos"]},
+     "train.csv: example 1: unknown label 'label'; expected one of neg, pos"),   # header: false on a file with a header
 ])
 def test_bad_data_file(capsys, tmp_path, train, eval_, suffix, extra, phrase):
     cfg = config(tmp_path, file_task(tmp_path, train, eval_, suffix, **extra))
     refused(capsys, ["run", cfg, "--out", tmp_path / "run"], phrase, tmp_path)
+
+
+def test_group_too_large_for_validation(capsys, tmp_path):
+    """Every example shares its group: no group fits in validation; refused, not a silent empty split."""
+    train = "text,label,doc\n" + "".join(f"s{i},{'pos' if i % 2 else 'neg'},same\n" for i in range(40))
+    cfg = config(tmp_path, file_task(tmp_path, train, "text,label\nhi,pos\n", group_column="doc"))
+    refused(capsys, ["run", cfg, "--out", tmp_path / "run"], "no group of examples fits in a validation split", tmp_path)
+
+
+def test_hub_dataset_offline(capsys, tmp_path, monkeypatch):
+    import datasets
+
+    def offline(*a, **k):
+        raise ConnectionError("Couldn't reach the Hugging Face Hub")
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    cfg = config(tmp_path, tiny_with(name="news", source="hf", dataset="ag_news"))
+    refused(capsys, ["run", cfg, "--out", tmp_path / "run"], "could not load ag_news from the Hugging Face hub", tmp_path)
 
 
 def test_missing_data_file(capsys, tmp_path):
@@ -406,7 +440,7 @@ def test_missing_data_file(capsys, tmp_path):
 
 def test_file_source_without_files(capsys, tmp_path):
     refused(capsys, ["run", config(tmp_path, tiny_with(name="mine", source="file")), "--out", tmp_path / "run"],
-            "source file needs train_file and eval_file", tmp_path)
+            "source file needs train_file, and eval_file or eval_fraction", tmp_path)
 
 
 def test_too_few_examples_after_filtering(capsys, tmp_path):
@@ -424,7 +458,7 @@ def test_glue_tsv_with_only_broken_rows(capsys, tmp_path):
     write(tmp_path / "glue" / "SST-2" / "train.tsv", "sentence\tlabel\nonly-one-field\nanother\n")
     write(tmp_path / "glue" / "SST-2" / "dev.tsv", "sentence\tlabel\nfine\t1\n")
     cfg = config(tmp_path, tiny_with(name="sst2", glue_dir=str(tmp_path / "glue")))
-    refused(capsys, ["run", cfg, "--out", tmp_path / "run"], "no examples (2 malformed row(s) skipped)", tmp_path)
+    refused(capsys, ["run", cfg, "--out", tmp_path / "run"], "train.tsv (2 malformed row(s) skipped)", tmp_path)
 
 
 def test_glue_tsv_wrong_columns(capsys, tmp_path):
@@ -442,7 +476,7 @@ def test_builtin_task_without_glue_data(capsys, tmp_path):
 
 def test_model_path_does_not_exist(capsys, tmp_path):
     cfg = config(tmp_path, TINY.replace("model: tiny, epochs", "model: ./no/such/model, epochs"))
-    refused(capsys, ["run", cfg, "--out", tmp_path / "run"], "model path does not exist: ./no/such/model", tmp_path)
+    refused(capsys, ["run", cfg, "--out", tmp_path / "run"], f"model path does not exist: {tmp_path / 'no/such/model'}", tmp_path)
     assert not (tmp_path / "run" / "demo" / "teachers" / "t1").exists()
 
 

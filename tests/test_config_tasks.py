@@ -1,6 +1,7 @@
 """Config parsing and validation, task loaders (GLUE TSV layouts, user files), metrics."""
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mtkd.config import TaskConfig, dump_yaml, load_config
@@ -176,12 +177,84 @@ def test_hf_loader_maps_glue_columns(monkeypatch):
     assert d.splits["eval"].labels.tolist() == [0, 1, 2, 0, 1, 2]
 
 
-def test_hf_loader_offline_is_one_line(monkeypatch):
+@pytest.mark.parametrize("task,shown", [(TaskConfig(name="sst2", source="hf"), "could not load glue/sst2"),
+                                        (TaskConfig(name="news", dataset="ag_news"),
+                                         "could not load ag_news from the Hugging Face hub")])
+def test_hf_loader_offline_is_one_line(monkeypatch, task, shown):
     import datasets
 
     def offline(*a, **k):
         raise ConnectionError("Couldn't reach the Hugging Face Hub\nmore lines")
     monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(MtkdError) as e:
-        load_task(TaskConfig(name="sst2", source="hf"))
-    assert "could not load glue/sst2" in str(e.value) and "\n" not in str(e.value)
+        load_task(task)
+    assert shown in str(e.value) and "\n" not in str(e.value)
+
+
+def _news_dataset():
+    """A real DatasetDict in ag_news' layout: text, ClassLabel label whose names are not alphabetical."""
+    import datasets
+    names = ["World", "Sports", "Business", "Sci/Tech"]
+    feats = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=names)})
+
+    def rows(n, off):
+        return {"text": [f'"news" {i} \\ NA' for i in range(off, off + n)], "label": [i % 4 for i in range(n)]}
+    return names, datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows(80, 0), features=feats),
+                                        "test": datasets.Dataset.from_dict(rows(12, 1000), features=feats)})
+
+
+def test_any_hub_dataset_by_name(monkeypatch):
+    """`source: hf` + `dataset:` names any dataset; label names come from its ClassLabel feature in the
+    dataset's order; with no validation split the test split is eval."""
+    import datasets
+    names, dd = _news_dataset()
+    calls = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda path, name=None: calls.append((path, name)) or dd)
+    d = load_task(TaskConfig(name="news", source="hf", dataset="ag_news"))
+    assert calls == [("ag_news", None)]
+    assert d.label_names == tuple(names)
+    assert d.splits["eval"].texts == [(t,) for t in dd["test"]["text"]]
+    assert d.splits["eval"].labels.tolist() == list(dd["test"]["label"])
+    with pytest.raises(MtkdError, match="has no split 'dev'; splits: train, test"):
+        load_task(TaskConfig(name="news", dataset="ag_news", eval_split="dev"))
+    with pytest.raises(MtkdError, match="has no column 'body'"):
+        load_task(TaskConfig(name="news", dataset="ag_news", text_columns=["body"]))
+
+
+def test_local_dataset_folder_offline(tmp_path):
+    """A dataset saved with save_to_disk, loaded for real (no hub), and a folder of data files; a
+    relative `dataset:` path in a config resolves against the config's folder."""
+    names, dd = _news_dataset()
+    dd.save_to_disk(str(tmp_path / "data" / "news"))
+    write(tmp_path / "cfg" / "c.yaml", "tasks: [{name: news, source: hf, dataset: ../data/news}]\n")
+    cfg = load_config(tmp_path / "cfg" / "c.yaml")
+    assert cfg.tasks[0].dataset == str(tmp_path / "data" / "news")
+    d = load_task(cfg.tasks[0])
+    assert d.label_names == tuple(names) and len(d.splits["eval"]) == 12
+    assert d.splits["eval"].texts[0] == ('"news" 1000 \\ NA',)
+    one = dd["train"]   # a single saved Dataset: eval carved with eval_fraction
+    one.save_to_disk(str(tmp_path / "one"))
+    d1 = load_task(TaskConfig(name="one", source="hf", dataset=str(tmp_path / "one"), eval_fraction=0.25))
+    assert len(d1.splits["eval"]) == 20 and sorted(np.bincount(d1.splits["eval"].labels)) == [5, 5, 5, 5]
+
+
+
+def test_relative_paths_resolve_against_the_config_and_travel_with_the_run(tmp_path, monkeypatch):
+    """Guards: a relative data path was read against the working directory, so `mtkd sweep RUN` failed
+    from any other folder. Now it is relative to the config file; RUN/config.yaml stores it relative to
+    RUN, and the same run loads identically from anywhere."""
+    from mtkd.config import dump_yaml
+    write(tmp_path / "proj" / "data" / "tr.csv", "text,label\n" + "".join(f"t{i},{i % 2}\n" for i in range(40)))
+    write(tmp_path / "proj" / "configs" / "c.yaml",
+          "tasks: [{name: mine, train_file: ../data/tr.csv, eval_fraction: 0.2}]\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(tmp_path / "proj" / "configs" / "c.yaml")
+    assert cfg.tasks[0].train_file == str(tmp_path / "proj" / "data" / "tr.csv")
+    run = tmp_path / "proj" / "runs" / "r1"
+    saved = write(run / "config.yaml", dump_yaml(cfg, run))
+    assert "train_file: ../../data/tr.csv" in saved.read_text()
+    monkeypatch.chdir(tmp_path / "proj" / "data")
+    again = load_config(saved)
+    assert again == cfg and load_task(again.tasks[0]).fingerprints() == load_task(cfg.tasks[0]).fingerprints()
+    over = load_config(tmp_path / "proj" / "configs" / "c.yaml", ["tasks.0.train_file=tr.csv"])   # cwd-relative
+    assert over.tasks[0].train_file == str(tmp_path / "proj" / "data" / "tr.csv")

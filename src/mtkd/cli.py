@@ -105,6 +105,19 @@ def _parser() -> argparse.ArgumentParser:
     sd = sweep_like("seeds", "retrain the students at several seeds (teachers reused) and summarise across seeds")
     sd.add_argument("--seeds", required=True, help="comma-separated seeds, e.g. 1,2,3")
     sd.add_argument("--name", default="seeds", help="folder under RUN_DIR/sweeps/")
+
+    pr = sub.add_parser("predict", help="label new text with a trained student of a run")
+    pr.add_argument("run_dir")
+    pr.add_argument("--input", required=True, help="CSV/TSV/JSONL/JSON/Parquet file with the task's text column(s)")
+    pr.add_argument("--output", help="CSV (or .jsonl) to write; default: stdout")
+    pr.add_argument("--model", help="student method, e.g. multi_average (default: the best on validation)")
+    pr.add_argument("--task", help="task name (default: the run's only task)")
+    ex = sub.add_parser("export", help="a student as a folder transformers.pipeline loads")
+    ex.add_argument("run_dir")
+    ex.add_argument("--out", required=True, help="folder to create")
+    ex.add_argument("--model", help="student method (default: the best on validation)")
+    ex.add_argument("--task", help="task name (default: the run's only task)")
+    ex.add_argument("--onnx", action="store_true", help="also onnx/model.onnx (needs optimum[onnxruntime])")
     return p
 
 
@@ -219,6 +232,19 @@ def _dispatch(args) -> int:
             folder = sweeps.run_seeds(_run_dir(args.run_dir), _csv(args.seeds), args.name, **opts)
             print((folder / "seed_summary.md").read_text())
         print(f"done: {folder}")
+        return 0
+    if args.command == "predict":
+        from .predict import find_student, predict_file
+        student = find_student(_run_dir(args.run_dir), args.model, args.task)
+        _, n = predict_file(student, args.input, args.output)
+        if args.output:
+            print(f"done: {n} predictions of {student.task}/{student.method} in {args.output}")
+        return 0
+    if args.command == "export":
+        from .export import export
+        from .predict import find_student
+        student = find_student(_run_dir(args.run_dir), args.model, args.task)
+        print(f"done: {export(student, args.out, args.onnx)} ({student.task}/{student.method})")
         return 0
     raise MtkdError(f"unknown command {args.command}")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import itertools
 import math
 import types
@@ -18,18 +19,28 @@ from .errors import MtkdError
 
 @dataclass
 class TaskConfig:
-    name: str = "demo"                 # registry name: demo, sst2, mnli, qqp, mrpc, qnli, rte, cola, or any name with source=file
+    name: str = "demo"                 # registry name: demo, sst2, mnli, qqp, mrpc, qnli, rte, cola, or any name with source file/hf
     source: str = "auto"               # auto | builtin | hf | glue_dir | file
     glue_dir: str | None = None        # local folder in GLUE's TSV layout (source glue_dir)
-    train_file: str | None = None      # source file: CSV / TSV / JSONL
-    eval_file: str | None = None
+    train_file: str | None = None      # source file: .csv / .tsv (quoting off) / .jsonl / .json / .parquet
+    eval_file: str | None = None       # or eval_fraction: eval carved from train_file
+    header: bool = True                # CSV/TSV: false = no header row; `columns` names every column in order
+    columns: list[str] | None = None
+    dataset: str | None = None         # source hf: a hub dataset id, or a local folder (save_to_disk or data files)
+    config: str | None = None          # source hf: the dataset's configuration (subset) name
+    train_split: str = "train"         # source hf
+    eval_split: str | None = None      # source hf (default: GLUE's dev split; else validation, or test when absent)
     text_columns: list[str] | None = None
     label_column: str = "label"
     label_names: list[str] | None = None
+    pos_label: str | None = None       # binary F1: the positive class (default: GLUE's; else the second of label_names)
     metric: str | None = None          # accuracy | f1 | matthews (default: the task's official metric)
-    max_train_examples: int | None = None
-    max_eval_examples: int | None = None
-    validation_fraction: float = 0.1   # carved deterministically from train
+    max_train_examples: int | None = None   # a seeded, label-stratified sample (validation included)
+    max_eval_examples: int | None = None    # a seeded, label-stratified sample
+    eval_fraction: float | None = None      # no eval file/split: eval carved from train (group-aware, stratified)
+    validation_fraction: float = 0.1   # carved from train: deterministic, group-aware, label-stratified
+    group_by: str = "auto"             # auto (equal texts + containment for one-text tasks) | exact | none
+    group_column: str | None = None    # examples with the same value here stay on one side of every carve
     demo_size: int = 2400              # builtin demo: number of generated training sentences
 
 
@@ -73,7 +84,7 @@ class StudentConfig:
     warmup_ratio: float = 0.1
     trust_remote_code: bool = False
     pooling: str = "auto"
-    save_model: bool = False           # keep each student's weights (safetensors) in its folder
+    save_model: bool = True            # keep each student's weights (safetensors), tokenizer and label names in its folder
     gate_hidden: int = 64              # learned_gating: hidden units of the gate MLP
     gate_lr: float = 1e-3
     sparsity: float = 0.0              # share of the encoder's linear weights pruned by magnitude (0 = dense; see sparsity.py)
@@ -139,6 +150,7 @@ KIND_DEFAULTS = {"cnn": {"epochs": 5.0, "lr": 3e-3}}
 METRICS = ("accuracy", "f1", "matthews")
 MODES = ("cached", "online")
 POOLINGS = ("auto", "cls", "mean")
+GROUP_BY = ("auto", "exact", "none")
 RESERVED_TASK_NAMES = ("results", "analysis", "sweeps")
 
 
@@ -339,30 +351,45 @@ def validate(cfg: RunConfig) -> RunConfig:
     for where, c in [("student", cfg.student), *((f"teachers.{t.name}", t) for t in cfg.teachers)]:
         if c.pooling not in POOLINGS:
             raise MtkdError(f"config: {where}.pooling must be one of {', '.join(POOLINGS)}, got '{c.pooling}'")
-    from .tasks import REGISTRY, resolve_source  # late import: tasks imports this module
-    for t in cfg.tasks:
-        if t.source not in SOURCES:
-            raise MtkdError(f"config: task '{t.name}': unknown source '{t.source}'{_did_you_mean(t.source, SOURCES)}")
-        if t.metric is not None and t.metric not in METRICS:
-            raise MtkdError(f"config: task '{t.name}': unknown metric '{t.metric}'{_did_you_mean(t.metric, METRICS)}")
-        if not 0.0 < t.validation_fraction < 1.0:
-            raise MtkdError(f"config: task '{t.name}': validation_fraction must be in (0, 1), got {t.validation_fraction}")
-        for key in ("max_train_examples", "max_eval_examples"):
-            v = getattr(t, key)
-            if v is not None and v < 1:
-                raise MtkdError(f"config: task '{t.name}': {key} must be >= 1, got {v}")
-        if not _safe_name(t.name):
-            raise MtkdError(f"config: task name '{t.name}' may only use letters, digits, '-' and '_'")
-        if t.name in RESERVED_TASK_NAMES:   # RUN/<task>/ would share a folder with the run's own outputs
-            raise MtkdError(f"config: task name '{t.name}' is reserved (RUN/{t.name}/ holds the run's own outputs); rename the task")
-        if resolve_source(t) != "file" and t.name not in REGISTRY:
-            raise MtkdError(f"config: unknown task '{t.name}'{_did_you_mean(t.name, REGISTRY)}; "
-                            f"known: {', '.join(REGISTRY)}, or set source: file with train_file and eval_file")
-        if t.demo_size < 1:
-            raise MtkdError(f"config: task '{t.name}': demo_size must be >= 1, got {t.demo_size}")
-        if t.label_names is not None and len(set(t.label_names)) != len(t.label_names):
-            raise MtkdError(f"config: task '{t.name}': label_names must be unique, got {t.label_names}")
+    for t in cfg.tasks:   # task names are checked against the registry when the task loads (tasks.py)
+        _check_task(t)
     return cfg
+
+
+def _check_task(t: TaskConfig):
+    where = f"config: task '{t.name}'"
+    if t.source not in SOURCES:
+        raise MtkdError(f"{where}: unknown source '{t.source}'{_did_you_mean(t.source, SOURCES)}")
+    if t.metric is not None and t.metric not in METRICS:
+        raise MtkdError(f"{where}: unknown metric '{t.metric}'{_did_you_mean(t.metric, METRICS)}")
+    if t.group_by not in GROUP_BY:
+        raise MtkdError(f"{where}: group_by must be one of {', '.join(GROUP_BY)}, got '{t.group_by}'")
+    for key in ("validation_fraction", "eval_fraction"):
+        v = getattr(t, key)
+        if v is not None and not 0.0 < v < 1.0:
+            raise MtkdError(f"{where}: {key} must be in (0, 1), got {v}")
+    if t.eval_fraction is not None and (t.eval_file or t.eval_split):
+        raise MtkdError(f"{where}: give eval_fraction or an eval {'file' if t.eval_file else 'split'}, not both")
+    for key in ("max_train_examples", "max_eval_examples"):
+        v = getattr(t, key)
+        if v is not None and v < 1:
+            raise MtkdError(f"{where}: {key} must be >= 1, got {v}")
+    if not _safe_name(t.name):
+        raise MtkdError(f"config: task name '{t.name}' may only use letters, digits, '-' and '_'")
+    if t.name in RESERVED_TASK_NAMES:   # RUN/<task>/ would share a folder with the run's own outputs
+        raise MtkdError(f"config: task name '{t.name}' is reserved (RUN/{t.name}/ holds the run's own outputs); rename the task")
+    if t.demo_size < 1:
+        raise MtkdError(f"{where}: demo_size must be >= 1, got {t.demo_size}")
+    if t.label_names is not None and len(set(t.label_names)) != len(t.label_names):
+        raise MtkdError(f"{where}: label_names must be unique, got {t.label_names}")
+    if t.label_names is not None and t.pos_label is not None and t.pos_label not in t.label_names:
+        raise MtkdError(f"{where}: pos_label '{t.pos_label}' is not one of label_names {', '.join(t.label_names)}")
+    if t.header and t.columns:
+        raise MtkdError(f"{where}: columns names the columns of a header-less file; set header: false (or drop columns)")
+    if not t.header and not t.columns:
+        raise MtkdError(f"{where}: header: false needs columns: [...] naming every column in order")
+    if t.columns is not None and len(set(t.columns)) != len(t.columns):
+        raise MtkdError(f"{where}: columns must be unique, got {t.columns}")
 
 
 def _check_seeds(cfg: RunConfig) -> None:
@@ -527,7 +554,10 @@ def load_config(path=None, overrides=()) -> RunConfig:
         if not isinstance(data, dict):
             raise MtkdError(f"config {path}: top level must be a mapping of keys to values")
     data = _normalise_tasks(data)
+    base = path.parent if path is not None else Path.cwd()
+    _map_paths(data, lambda p: _absolute(p, base), base)
     data = apply_overrides(data, overrides)
+    _map_paths(data, lambda p: _absolute(p, Path.cwd()), Path.cwd())   # an override's path: relative to where mtkd runs
     if isinstance(data.get("seeds"), list) and data["seeds"] and "seed" not in data:
         data["seed"] = data["seeds"][0]   # `seeds: [1, 2, 3]` alone: the first is the run seed
     cfg = _build(RunConfig, data, "")
@@ -554,5 +584,48 @@ def to_dict(cfg: RunConfig) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def dump_yaml(cfg: RunConfig) -> str:
-    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+def dump_yaml(cfg: RunConfig, folder: Path | None = None) -> str:
+    """The resolved config as YAML. With `folder` (the run directory it is saved in), every local path is
+    written relative to that folder, so the file means the same from any working directory."""
+    data = to_dict(cfg)
+    if folder is not None:
+        base = os.path.abspath(folder)
+        _map_paths(data, lambda p: os.path.relpath(p, base) if os.path.isabs(p) else p, None)
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+# ---------------------------------------------------------------- paths
+# A relative path is relative to the file it is written in (a config's folder; RUN/config.yaml's is the
+# run directory), or to the working directory when given as a command-line override. Inside a loaded
+# config every local path is absolute.
+PATH_KEYS = {"tasks": ("glue_dir", "train_file", "eval_file"), "teachers": ("files",), "student": ()}   # str or {name: path}
+MAYBE_PATH_KEYS = {"tasks": ("dataset",), "teachers": ("model",), "student": ("model",)}   # or a hub id / builtin name
+
+
+def _looks_local(value: str, base: Path) -> bool:
+    return value.startswith((".", "/", "~")) or (base / value).exists()
+
+
+def _absolute(value: str, base: Path) -> str:
+    p = Path(value).expanduser()
+    return str(p) if p.is_absolute() else os.path.normpath(os.path.join(os.path.abspath(base), p))
+
+
+def _map_paths(data: dict, fn, base: Path | None) -> None:
+    """Apply `fn` to every local path of a raw config dict (in place). A model or dataset name is a
+    path when absolute, or (with `base`) when it starts with . / ~ or names something under `base`."""
+    for section in PATH_KEYS:
+        items = data.get(section)
+        items = items if isinstance(items, list) else [items]
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            for key in PATH_KEYS[section]:
+                if isinstance(item.get(key), str) and item[key]:
+                    item[key] = fn(item[key])
+                elif isinstance(item.get(key), dict):
+                    item[key] = {k: fn(v) if isinstance(v, str) and v else v for k, v in item[key].items()}
+            for key in MAYBE_PATH_KEYS[section]:
+                value = item.get(key)
+                if isinstance(value, str) and value and (os.path.isabs(value) or base is not None and _looks_local(value, base)):
+                    item[key] = fn(value)

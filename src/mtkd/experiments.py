@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 import math
@@ -137,7 +138,7 @@ class Run:
             probe.unlink()
         except OSError as e:
             raise MtkdError(f"output directory {self.out} is not writable: {e.strerror}") from None
-        new = dump_yaml(self.cfg)
+        new = dump_yaml(self.cfg, self.out)
         path = self.out / "config.yaml"
         if path.is_file() and path.read_text(encoding="utf-8") != new and not self.recompute:
             # a hand-written config.yaml that resolves to the same run is fine, and so are other `seeds`
@@ -154,15 +155,17 @@ class Run:
 
     # ------------------------------------------------------------------ stages
     def _data_stage(self, task: TaskData):
-        key = {"task": task.name, "label_names": task.label_names, "metric": task.metric,
-               "fingerprints": task.fingerprints()}
+        key = {"task": task.name, "label_names": task.label_names, "metric": task.metric, "pos_label": task.pos_label,
+               "fingerprints": task.fingerprints(),
+               "grouping": {k: task.info["validation"][k] for k in ("group_by", "group_column")}}
 
         def build(tmp, work):
             for name, s in task.splits.items():
                 lines = (json.dumps({"text": list(t), "label": int(y)}, ensure_ascii=False) for t, y in zip(s.texts, s.labels))
                 atomic_write_text(tmp / f"{name}.jsonl", "\n".join(lines) + "\n")
-            return {"label_names": list(task.label_names), "metric": task.metric,
-                    "splits": {k: {"n": len(v), "fingerprint": key["fingerprints"][k]} for k, v in task.splits.items()}}
+            return {"label_names": list(task.label_names), "metric": task.metric, "pos_label": task.pos_label,
+                    "splits": {k: {"n": len(v), "fingerprint": key["fingerprints"][k]} for k, v in task.splits.items()},
+                    "carve": task.info}   # how the splits were made: dropped rows, groups, validation overlap with train
         self.stage(self.out / task.name / "data", key, build)
 
     def _teacher_seed(self, t) -> int:
@@ -181,6 +184,8 @@ class Run:
             key["length_grouping"] = self.cfg.length_grouping
         if t.kind == "logits":   # a teacher read from files: new scores, new teacher
             key["files_sha256"] = source_hashes(t)
+        if t.crossfit and task.splits["train"].groups is not None:   # folds keep each content group whole
+            key["train_groups"] = hashlib.sha256(task.splits["train"].groups.tobytes()).hexdigest()
         return key
 
     def _teacher_stage(self, task: TaskData, t):
@@ -194,7 +199,7 @@ class Run:
             make().fit(train_split, val, work).save(tmp / "model")
             if t.crossfit:   # train logits out-of-fold: each fold labelled by a copy fitted on the others
                 oof = out_of_fold_logits(make, train_split, val, t.crossfit, seed, task.num_labels,
-                                         work / "crossfit", t.name)
+                                         work / "crossfit", t.name, groups=train_split.groups)
                 save_npy(tmp / OUT_OF_FOLD, oof)
             return {"teacher": t.name, "seed": seed, "crossfit": t.crossfit}
         return self.stage(self._teacher_dir(task, t), self._teacher_key(task, t), build)
@@ -247,6 +252,7 @@ class Run:
                "fingerprints": task.fingerprints(), "length_grouping": cfg.length_grouping}
         if s.type != "baseline":   # the metric picks the `weighted` teacher scores
             key.update(temperature=d.temperature, alpha=d.alpha, strategy=s.strategy, mode=d.mode, metric=task.metric,
+                       pos_label=task.pos_label,
                        teachers={n: read_json(self._logits_dir(task.name, n) / "manifest.json")["outputs"]
                                  for n in s.teachers})
             # new settings enter the key only when they act, so caches of runs without them stay valid
@@ -272,7 +278,7 @@ class Run:
         if s.type != "baseline":
             val = task.splits["validation"]
             fitted = fit_on_validation(self.teacher_logits(task, s.teachers, "validation"), val.labels,
-                                       task.metric, task.num_labels)
+                                       task.metric, task.num_labels, task.pos_label)
             info["teacher_validation_scores"] = dict(zip(s.teachers, fitted.scores.tolist()))
             info["teacher_calibration_temperatures"] = dict(zip(s.teachers, fitted.temperatures.tolist()))
             teachers = self._target_source(task, s.teachers)
@@ -297,7 +303,8 @@ class Run:
             if pruner:   # masks folded in: what is evaluated and saved is the pruned student
                 info["sparsity"] = pruner.finish()
             val_logits = predict(model, encoded["validation"], cfg.eval_batch_size)
-            score = compute_metrics(task.splits["validation"].labels, val_logits.argmax(1), task.num_labels)[task.metric]
+            score = compute_metrics(task.splits["validation"].labels, val_logits.argmax(1), task.num_labels,
+                                    task.pos_label)[task.metric]
             if len(grid) > 1:
                 info.setdefault("temperature_grid_validation", {})[f"{T:g}"] = score
             if best is None or score > best[0]:
@@ -310,13 +317,15 @@ class Run:
             sp = task.splits[split]
             logits = predict(model, encoded[split], cfg.eval_batch_size)
             save_npy(tmp / f"logits_{split}.npy", logits)
-            metrics[split] = compute_metrics(sp.labels, logits.argmax(1), task.num_labels)
+            metrics[split] = compute_metrics(sp.labels, logits.argmax(1), task.num_labels, task.pos_label)
         if recipe.gate is not None:
             feats = pooled_features(model, encoded["eval"], cfg.eval_batch_size)
             record = gate_record(recipe.gate, s.teachers, feats, self.teacher_logits(task, s.teachers, "eval"))
             atomic_write_json(tmp / "gate.json", record)
             info["gate"] = record["train"]
-        if st.save_model:
+        if st.save_model:   # with the task's label names, for mtkd predict / export and transformers
+            model.config.id2label = dict(enumerate(task.label_names))
+            model.config.label2id = {n: i for i, n in enumerate(task.label_names)}
             model.save_pretrained(tmp / "model", safe_serialization=True)
             tok.save_pretrained(tmp / "model")
         atomic_write_json(tmp / "metrics.json", metrics)
@@ -350,7 +359,7 @@ class Run:
                 students[s] = {seed: d for seed, d in found.items() if (d / "manifest.json").is_file()}
         folders = [d for per in (*teachers.values(), *students.values()) for d in per.values()]
         inputs = {f"{d.parent.name}/{d.name}": read_json(d / "manifest.json")["outputs"] for d in folders}
-        key = {"task": task.name, "metric": task.metric, "fingerprints": task.fingerprints(), "inputs": inputs,
+        key = {"task": task.name, "metric": task.metric, "pos_label": task.pos_label, "fingerprints": task.fingerprints(), "inputs": inputs,
                "temperature": self.cfg.distill.temperature, "alpha": self.cfg.distill.alpha, "format": 2}
 
         def build(tmp, work):
@@ -374,7 +383,8 @@ class Run:
                     for split, name in (("eval", files[str(seed)]), ("validation", val_files[str(seed)])):
                         arr = read(folder, split)
                         save_npy(tmp / name, arr)
-                        seed_metrics[str(seed)][split] = compute_metrics(y[split], arr.argmax(1), task.num_labels)
+                        seed_metrics[str(seed)][split] = compute_metrics(y[split], arr.argmax(1), task.num_labels,
+                                                                         task.pos_label)
                 run_seed = str(next(iter(per_seed)))
                 return {"method": method, "type": type_, "file": files[run_seed], "validation_file": val_files[run_seed],
                         "metrics": mean_metrics([m["eval"] for m in seed_metrics.values()]),
@@ -398,7 +408,7 @@ class Run:
                     e.update(teachers=list(s.teachers), strategy=s.strategy, temperature=chosen)
                 models.append(e)
             self._write_predictions(tmp / "predictions.csv", task, models, tmp)
-            return {"task": task.name, "label_names": list(task.label_names), "metric": task.metric,
+            return {"task": task.name, "label_names": list(task.label_names), "metric": task.metric, "pos_label": task.pos_label,
                     "metric_columns": task.metric_columns, "temperature": self._reported_temperature(models),
                     "alpha": self.cfg.distill.alpha, "seeds": seeds_of(self.cfg),
                     "reseed_teachers": self.cfg.reseed_teachers, "models": models, "teachers": list(teachers),

@@ -51,9 +51,10 @@ class Fitted:
     temperatures: torch.Tensor    # [K] each teacher's calibration temperature (fusion.fit_temperature)
 
 
-def fit_on_validation(val_logits: np.ndarray, labels: np.ndarray, metric: str, num_labels: int) -> Fitted:
+def fit_on_validation(val_logits: np.ndarray, labels: np.ndarray, metric: str, num_labels: int,
+                      pos_label: int = 1) -> Fitted:
     """Teacher scores and calibration temperatures from the teachers' validation logits [K, N, C]."""
-    scores = [compute_metrics(labels, v.argmax(1), num_labels)[metric] for v in val_logits]
+    scores = [compute_metrics(labels, v.argmax(1), num_labels, pos_label)[metric] for v in val_logits]
     taus = [fit_temperature(v, labels) for v in val_logits]
     return Fitted(torch.tensor(scores, dtype=torch.float32), torch.tensor(taus, dtype=torch.float32))
 

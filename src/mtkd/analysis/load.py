@@ -59,6 +59,7 @@ class TaskEval:
     val_labels: np.ndarray | None = None          # int [N_val]
     train_labels: np.ndarray | None = None        # int [N_train], when the run wrote teacher train logits
     train_logits: dict[str, np.ndarray] = field(default_factory=dict)   # teacher -> float [N_train, C]
+    pos_label: int = 1                            # binary F1's positive class (eval manifest; 1 in older runs)
 
     def of_type(self, *types: str) -> list[Model]:
         return [m for m in self.models if m.type in types]
@@ -135,7 +136,8 @@ def load_task(manifest_path: Path, split: str = "validation") -> TaskEval:
         return TaskEval(str(man.get("task", folder.parent.name)), list(man["label_names"]), man["metric"],
                         float(man.get("temperature", 1.0)), labels.astype(np.int64), models,
                         teacher_names, split, split_labels.astype(np.int64), split_logits, manifest_path,
-                        None if val_labels is None else val_labels.astype(np.int64), train_labels, train_logits)
+                        None if val_labels is None else val_labels.astype(np.int64), train_labels, train_logits,
+                        int(man.get("pos_label", 1)))
     except (KeyError, TypeError) as e:
         raise MtkdError(f"{manifest_path}: malformed eval manifest (missing or bad field {e})") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -155,7 +157,7 @@ def _model(folder: Path, man: dict, m: dict, labels, val_labels, run_seed: int) 
         _logits(folder, val_file, len(val_labels), n_classes, m["method"])
     val_value = (m.get("validation_metrics") or {}).get(metric)
     if val_value is None and val_logits is not None:   # older runs: teachers' validation logits only
-        val_value = compute_metrics(val_labels, val_logits.argmax(1), n_classes)[metric]
+        val_value = compute_metrics(val_labels, val_logits.argmax(1), n_classes, man.get("pos_label", 1))[metric]
     return Model(m["method"], m["type"], seed_logits[seeds[0]], float("nan") if value is None else float(value),
                  list(m.get("teachers") or []), m.get("strategy"), seeds, seed_logits,
                  float("nan") if val_value is None else float(val_value), val_logits)

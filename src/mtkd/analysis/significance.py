@@ -31,7 +31,8 @@ def task_significance(task, n_resamples: int = stats.N_RESAMPLES) -> dict:
     "gap_ci": {student: (low, high)}, "samples": bootstrap distribution of the headline difference}."""
     sel = gap.selection(task)
     boot = stats.bootstrap_metrics(task.labels, {m.method: m.seed_preds() for m in task.models}, task.metric,
-                                   len(task.label_names), n_resamples, seed=[stats.SEED, zlib.crc32(task.name.encode())])
+                                   len(task.label_names), n_resamples, seed=[stats.SEED, zlib.crc32(task.name.encode())],
+                                   pos_label=task.pos_label)
     out = {"rows": [], "headline": None, "gap_ci": {}, "samples": None}
     if sel["baseline"] and sel["teacher"]:
         for m in task.of_type("single", "multi"):

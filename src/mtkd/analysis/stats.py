@@ -27,9 +27,9 @@ SEED = 0
 CHUNK = 128      # resamples per matrix product: chunk x N counts in memory (int32 indices: chunk * N < 2^31)
 
 
-def metric_from_confusion(conf: np.ndarray, metric: str) -> np.ndarray:
+def metric_from_confusion(conf: np.ndarray, metric: str, pos_label: int = 1) -> np.ndarray:
     """Official metric in % from confusion counts conf[..., true, pred] (any leading shape), as
-    scikit-learn computes it: F1 of class 1 for 2 classes, else the macro F1 over the classes present
+    scikit-learn computes it: F1 of class `pos_label` (the task's) for 2 classes, else the macro F1 over the classes present
     in labels or predictions (zero_division=0); Matthews by its multi-class formula (0 when undefined)."""
     conf = np.asarray(conf, dtype=np.float64)
     c = conf.shape[-1]
@@ -42,7 +42,7 @@ def metric_from_confusion(conf: np.ndarray, metric: str) -> np.ndarray:
         elif metric == "f1":
             denom = true + pred
             f1 = np.where(denom > 0, 2 * diag / np.where(denom > 0, denom, 1), 0.0)
-            out = f1[..., 1] if c == 2 else f1.sum(-1) / np.maximum((denom > 0).sum(-1), 1)
+            out = f1[..., pos_label] if c == 2 else f1.sum(-1) / np.maximum((denom > 0).sum(-1), 1)
         elif metric == "matthews":
             cov_tp = diag.sum(-1) * n - (true * pred).sum(-1)
             denom = np.sqrt((n ** 2 - (true ** 2).sum(-1)) * (n ** 2 - (pred ** 2).sum(-1)))
@@ -58,7 +58,8 @@ def confusion(labels: np.ndarray, preds: np.ndarray, n_classes: int) -> np.ndarr
 
 
 def bootstrap_metrics(labels, preds: dict[str, np.ndarray], metric: str, n_classes: int,
-                      n_resamples: int = N_RESAMPLES, seed=SEED, chunk: int = CHUNK) -> dict[str, np.ndarray]:
+                      n_resamples: int = N_RESAMPLES, seed=SEED, chunk: int = CHUNK, pos_label: int = 1
+                      ) -> dict[str, np.ndarray]:
     """{model: float [n_resamples]}: each model's metric (mean over its seeds) on the same resamples.
 
     labels: int [N]; preds: {model: int [S, N]} predicted classes of each of the model's S seeds."""
@@ -77,7 +78,7 @@ def bootstrap_metrics(labels, preds: dict[str, np.ndarray], metric: str, n_class
         idx = rng.integers(0, n, size=(b, n), dtype=np.int32) + (np.arange(b, dtype=np.int32) * n)[:, None]
         counts = np.bincount(idx.ravel(), minlength=b * n).reshape(b, n).astype(np.float32)
         conf = (counts @ onehot).reshape(b, len(codes), n_classes, n_classes)           # exact: integers < 2^24
-        out[start:start + b] = metric_from_confusion(conf, metric)
+        out[start:start + b] = metric_from_confusion(conf, metric, pos_label)
     bounds = np.cumsum([0] + [len(s) for s in stacks])
     return {m: out[:, bounds[i]:bounds[i + 1]].mean(axis=1) for i, m in enumerate(names)}
 
