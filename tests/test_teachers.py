@@ -214,8 +214,9 @@ def test_csv_rows_are_matched_by_text_in_any_order(tmp_path, demo):
     import csv
     va = demo.splits["validation"]
     rng = np.random.default_rng(2)
-    z = rng.normal(size=(len(va), 2))
-    rows = [{"text": t[0], "Positive": f"{a[1]:.6f}", "NEGATIVE": f"{a[0]:.6f}"} for t, a in zip(va.texts, z)]
+    by_text = {t: rng.normal(size=2) for t in dict.fromkeys(va.texts)}   # the carve keeps equal texts together
+    z = np.array([by_text[t] for t in va.texts])
+    rows = [{"text": t[0], "Positive": f"{a[1]:.6f}", "NEGATIVE": f"{a[0]:.6f}"} for t, a in by_text.items()]
     rows.append({"text": "a sentence the task does not have", "Positive": "1", "NEGATIVE": "0"})
     order = rng.permutation(len(rows))
     with open(tmp_path / "val.csv", "w", newline="") as f:
