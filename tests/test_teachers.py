@@ -323,3 +323,4 @@ def test_shipped_diverse_config_loads_with_its_files_next_to_the_repo():
     cfg = load_config(root / "configs" / "diverse_sst2.yaml")
     assert [t.kind for t in cfg.teachers] == ["hf", "tfidf", "cnn", "logits"]
     assert cfg.teachers[3].files["eval"] == str(root / "runs" / "exported" / "minilm_l3" / "sst2" / "eval.npy")
+    assert cfg.tasks[0].glue_dir == str(root.parent / "shared" / "data" / "glue")   # config-relative, like the files
