@@ -333,6 +333,11 @@ def test_logits_csv_missing_examples(capsys, exported):
     refused_file_teacher(capsys, exported, "eval file " + str(exported / "ext" / "eval.csv") + ": 3 of 200 eval examples not found by text", "probs", eval=csv_file)
 
 
+def test_logits_csv_with_a_score_that_is_not_a_number(capsys, exported):
+    csv_file = write(exported / "ext" / "eval.csv", "text,negative,positive\na,0.5,0.5\nb,high,low\n")
+    refused_file_teacher(capsys, exported, "row 2 lacks a column or has a score that is not a number", "probs", eval=csv_file)
+
+
 def test_logits_csv_without_scores_kind(capsys, exported):
     csv_file = write(exported / "ext" / "eval.csv", "text,negative,positive\na,0.5,0.5\n")
     refused_file_teacher(capsys, exported, "teacher ext: say scores: logits or scores: probs", eval=csv_file)

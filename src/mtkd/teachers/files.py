@@ -16,6 +16,7 @@ each split through `split_logits`."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import shutil
 from pathlib import Path
@@ -100,12 +101,13 @@ def read_text_scores(path: Path, label_names, where: str) -> dict:
         raise MtkdError(f"{where}: no text column (text, or text_a and text_b for sentence pairs); columns: {list(rows[0])}")
     table: dict[tuple, np.ndarray] = {}
     for i, r in enumerate(rows):
-        text = r[norm["text"]] if text_cols == ["text"] else [r[norm["text_a"]], r[norm["text_b"]]]
-        key = _text_key(text if isinstance(text, list) else [text])
         try:
+            text = r[norm["text"]] if text_cols == ["text"] else [r[norm["text_a"]], r[norm["text_b"]]]
+            key = _text_key(text if isinstance(text, list) else [text])
             row = np.array([float(r[c]) for c in cols])
-        except (TypeError, ValueError):
-            raise MtkdError(f"{where}: row {i + 1} has a score that is not a number: {[r[c] for c in cols]}") from None
+        except (KeyError, TypeError, ValueError):
+            raise MtkdError(f"{where}: row {i + 1} lacks a column or has a score that is not a number: "
+                            f"{str(r)[:120]}") from None
         if key in table and not np.allclose(table[key], row, atol=1e-4):
             raise MtkdError(f"{where}: the text {' | '.join(key)[:60]!r} appears twice with different scores")
         table[key] = row
@@ -223,7 +225,6 @@ def export_data(config_path, out: Path, fmt: str = "csv") -> list[Path]:
             if fmt == "jsonl":
                 text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
             else:
-                import io
                 buf = io.StringIO()
                 w = csv.DictWriter(buf, [*cols, "label"], lineterminator="\n")
                 w.writeheader()
