@@ -97,6 +97,10 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--no-single", action="store_true", help="skip the single-teacher students")
         s.add_argument("--no-baseline", action="store_true", help="skip the no-KD student")
         s.add_argument("--recompute", action="store_true", help="rebuild stale cached stages instead of refusing them")
+        s.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                       help="run the points as Ray tasks: on a local Ray (no ADDRESS) or a cluster (auto, ray://HOST:10001)")
+        s.add_argument("--cpus-per-task", type=float, metavar="N", help="with --ray: CPUs per point (default: config ray.cpus_per_task)")
+        s.add_argument("--gpus-per-task", type=float, metavar="F", help="with --ray: GPU share per point (default: config ray.gpus_per_task)")
         return s
     sw = sweep_like("sweep", "retrain the students over one or two student-side params (1-D sweep or grid)")
     sw.add_argument("--param", action="append", required=True, metavar="KEY=V1,V2,...",
@@ -184,6 +188,9 @@ def _dispatch(args) -> int:
     if args.command == "run" or args.command in STAGE_COMMANDS:
         until = STAGE_COMMANDS.get(args.command, "report")
         out = experiments.run_config(args.config, args.out, args.overrides, until, args.recompute, n_seeds=args.seeds)
+        from .runtime import is_main
+        if not is_main():   # under accelerate launch, rank 0 speaks for the run
+            return 0
         table = out / "results" / "master_results.md"
         if until in ("evaluate", "report") and table.is_file():
             print(table.read_text())
@@ -224,7 +231,8 @@ def _dispatch(args) -> int:
     if args.command in ("sweep", "seeds"):
         from . import sweeps
         opts = dict(strategies=_csv(args.strategies) if args.strategies is not None else None,
-                    single=not args.no_single, baseline=not args.no_baseline, recompute=args.recompute)
+                    single=not args.no_single, baseline=not args.no_baseline, recompute=args.recompute,
+                    ray=_on_ray(args))
         if args.command == "sweep":
             folder = sweeps.run_sweep(_run_dir(args.run_dir), args.param, args.name, **opts)
             print((folder / "sweep_results.md").read_text() + "\n" + (folder / "best.md").read_text())
@@ -262,6 +270,22 @@ def registry(what: str) -> dict[str, str]:
     return {name: f"{' / '.join(s.label_names)}; {METRIC_SHORT[s.metric]}"
                   + (f"; GLUE {s.glue_folder}, hf glue/{s.hf_config}" if s.glue_folder else "; built in, generated")
             for name, s in REGISTRY.items()} | {"<any name>": "source: file, train_file + eval_file (CSV/TSV/JSONL)"}
+
+
+def _on_ray(args):
+    """--ray [ADDRESS] with its resources (flags, else the run's config), or None: one point after the other."""
+    if args.ray is None:
+        if args.cpus_per_task is not None or args.gpus_per_task is not None:
+            raise MtkdError("--cpus-per-task and --gpus-per-task go with --ray")
+        return None
+    from .config import load_config
+    from .sweeps import OnRay
+    ray = load_config(_run_dir(args.run_dir) / "config.yaml").ray
+    cpus = args.cpus_per_task if args.cpus_per_task is not None else ray.cpus_per_task
+    gpus = args.gpus_per_task if args.gpus_per_task is not None else ray.gpus_per_task
+    if not cpus > 0 or not gpus >= 0:
+        raise MtkdError(f"--cpus-per-task must be > 0 and --gpus-per-task >= 0, got {cpus} and {gpus}")
+    return OnRay(None if args.ray == "local" else args.ray, cpus, gpus)
 
 
 def _csv(text: str) -> list[str]:

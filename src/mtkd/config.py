@@ -57,6 +57,8 @@ class TeacherConfig:
     seed: int | None = None            # default: the run seed
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0         # clip the gradient norm (0 = off)
+    grad_accum: int = 1                # micro-batches per optimizer update (effective batch: batch_size x this x processes)
     trust_remote_code: bool = False
     pooling: str = "auto"              # auto | cls | mean (auto: mean for the packaged MiniLM, the model's own head otherwise)
     C: float = 10.0                    # tfidf: inverse regularisation strength
@@ -82,6 +84,8 @@ class StudentConfig:
     max_length: int = 64
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    grad_accum: int = 1
     trust_remote_code: bool = False
     pooling: str = "auto"
     save_model: bool = True            # keep each student's weights (safetensors), tokenizer and label names in its folder
@@ -110,6 +114,13 @@ class DistillConfig:
 
 
 @dataclass
+class RayConfig:
+    """Resources of each sweep point when `mtkd sweep/seeds --ray` runs the points as Ray tasks."""
+    cpus_per_task: float = 1.0         # CPUs a point reserves (its torch threads: at least 1)
+    gpus_per_task: float = 0.0         # its share of a GPU (0.5: two points per GPU)
+
+
+@dataclass
 class RunConfig:
     name: str = "mtkd-run"
     seed: int = 42
@@ -122,6 +133,9 @@ class RunConfig:
     length_grouping: bool = True       # group batches by length (less padding); order stays seeded
     eval_batch_size: int = 128
     threads: int | None = None         # torch CPU threads (default: torch's choice)
+    mixed_precision: str | None = None # no | fp16 | bf16 (default: what `accelerate launch` chose, else no); training and extraction
+    tracking: str = "none"             # none | tensorboard | mlflow | wandb: per-step losses, lr, per-epoch validation (RUN/tracking)
+    ray: RayConfig = field(default_factory=RayConfig)
 
 
 SOURCES = ("auto", "builtin", "hf", "glue_dir", "file")
@@ -139,7 +153,7 @@ TEACHER_KINDS = {   # kind -> its one line in `mtkd list teachers` (docs/teacher
 TEACHER_COMMON = ("name", "kind", "crossfit")   # and seed, keyed apart as the effective seed
 TEACHER_FIELDS = {
     "hf": ("model", "layers", "epochs", "lr", "batch_size", "max_length", "weight_decay", "warmup_ratio",
-           "trust_remote_code", "pooling", "label_order"),
+           "max_grad_norm", "grad_accum", "trust_remote_code", "pooling", "label_order"),
     "tfidf": ("C", "ngram_max"),
     "cnn": ("epochs", "lr", "batch_size", "max_length", "embedding_dim", "filters", "min_count"),
     "logits": ("files", "scores"),
@@ -304,6 +318,15 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise MtkdError(f"config: eval_batch_size must be >= 1, got {cfg.eval_batch_size}")
     if cfg.threads is not None and cfg.threads < 1:
         raise MtkdError(f"config: threads must be >= 1, got {cfg.threads}")
+    from .runtime import PRECISIONS, TRACKERS
+    if cfg.mixed_precision is not None and cfg.mixed_precision not in PRECISIONS:
+        raise MtkdError(f"config: mixed_precision must be one of {', '.join(PRECISIONS)}, got '{cfg.mixed_precision}'")
+    if not cfg.ray.cpus_per_task > 0 or not cfg.ray.gpus_per_task >= 0:
+        raise MtkdError(f"config: ray.cpus_per_task must be > 0 and ray.gpus_per_task >= 0, got "
+                        f"{cfg.ray.cpus_per_task} and {cfg.ray.gpus_per_task}")
+    if cfg.tracking not in TRACKERS:
+        raise MtkdError(f"config: tracking must be one of {', '.join(TRACKERS)}, got '{cfg.tracking}'"
+                        f"{_did_you_mean(cfg.tracking, TRACKERS)}")
     if not cfg.tasks:
         raise MtkdError("config: 'tasks' is empty; name at least one task")
     if not cfg.teachers:
@@ -490,6 +513,10 @@ def _check_training(where, c, zero_epochs: bool = False):
         raise MtkdError(f"config: {where}.warmup_ratio must be in [0, 1], got {c.warmup_ratio}")
     if not c.weight_decay >= 0:
         raise MtkdError(f"config: {where}.weight_decay must be >= 0, got {c.weight_decay}")
+    if not c.max_grad_norm >= 0:
+        raise MtkdError(f"config: {where}.max_grad_norm must be >= 0 (0 = no clipping), got {c.max_grad_norm}")
+    if c.grad_accum < 1:
+        raise MtkdError(f"config: {where}.grad_accum must be >= 1, got {c.grad_accum}")
 
 
 def parse_overrides(overrides) -> list[tuple[list[str], object]]:

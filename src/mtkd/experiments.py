@@ -8,12 +8,15 @@ import hashlib
 import io
 import json
 import math
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
-from . import sparsity, stages
+from . import runtime, sparsity, stages
 from .config import RunConfig, dump_yaml, first_seeds, load_config, seeds_of, teacher_fields, to_dict, validate
 from .errors import MtkdError
 from .faults import failpoint
@@ -55,13 +58,15 @@ class Run:
     run seed's keep their plain names."""
 
     def __init__(self, cfg: RunConfig, out: Path, recompute: bool = False, log=print, run_seed: int | None = None):
-        self.cfg, self.out, self.recompute, self.log = cfg, Path(out), recompute, log
+        self.cfg, self.out, self.recompute, self._print = cfg, Path(out), recompute, log
         self.run_seed = cfg.seed if run_seed is None else run_seed
 
     def at_seed(self, seed: int) -> "Run":
         if seed == self.cfg.seed:
             return self
-        return Run(dataclasses.replace(self.cfg, seed=seed), self.out, self.recompute, self.log, self.run_seed)
+        view = Run(dataclasses.replace(self.cfg, seed=seed), self.out, self.recompute, self._print, self.run_seed)
+        view.precision, view._bar = getattr(self, "precision", None), getattr(self, "_bar", None)
+        return view
 
     def views(self) -> tuple[list["Run"], list["Run"]]:
         """(the run at every seed, the run at every seed its teachers are trained at), run seed first."""
@@ -91,20 +96,48 @@ class Run:
         if until not in STAGES:
             raise MtkdError(f"unknown stage '{until}'; stages: {', '.join(STAGES)}")
         upto = STAGES.index(until)
-        from accelerate import PartialState
-        if PartialState().num_processes > 1:
-            raise MtkdError("multi-process runs (accelerate launch --num_processes > 1) are not supported yet; "
-                            "run one process (it uses the GPU when there is one)")
-        tasks = [load_task(t) for t in self.cfg.tasks]   # bad data fails before anything is written
+        runtime.check_tracker(self.cfg.tracking)
+        self.precision = runtime.set_precision(runtime.resolve_precision(self.cfg.mixed_precision))
+        with runtime.main_first():   # rank 0 first: it fills shared caches (hub downloads) the others then read
+            tasks = [load_task(t) for t in self.cfg.tasks]   # bad data fails before anything is written
         for task in tasks:
             for t in self.cfg.teachers:
                 if t.crossfit:
                     check_folds(t.crossfit, len(task.splits["train"]), f"task '{task.name}', teacher {t.name} crossfit")
-        self._prepare()
+        problem = self._prepare() if runtime.is_main() else None
+        if runtime.broadcast(problem):
+            raise MtkdError(problem)
+        runtime.barrier()
+        self._append(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} mtkd {' '.join(sys.argv[1:])} ({runtime.world()} process(es), "
+                     f"mixed precision {self.precision}, tracking {self.cfg.tracking})")
         if self.cfg.threads:
             torch.set_num_threads(self.cfg.threads)
         wanted = {"baseline": 2, "single": 3, "multi": 4}
+        n_seeds = len(seeds_of(self.cfg))
+        n_teachers = (n_seeds if self.cfg.reseed_teachers else 1) * len(self.cfg.teachers)
+        per_task = 1 + n_teachers * (1 + (upto >= 1)) + (upto >= 5) + \
+            sum(upto >= wanted[s.type] for s in planned_students(self.cfg)) * n_seeds
+        self._bar = tqdm(total=per_task * len(tasks), desc="pipeline", unit="stage", leave=False,
+                         disable=None if runtime.is_main() else True)
         views, teacher_views = self.views()
+        token = runtime.TRACKING.set(runtime.Tracking(self.cfg.tracking, self.out / "tracking", self.cfg.name)
+                                     if self.cfg.tracking != "none" else None)
+        try:
+            self._stages(tasks, upto, wanted, views, teacher_views)
+        finally:
+            runtime.TRACKING.reset(token)
+            self._bar.close()
+        if upto >= 5 and runtime.is_main():
+            self.write_master_table()
+        if upto >= 6 and runtime.is_main():
+            from .analysis.run import ensure_analysis
+            from .report import build_report
+            ensure_analysis(self.out, self.log)
+            build_report(self.out)
+        runtime.barrier()
+        return self.out
+
+    def _stages(self, tasks, upto, wanted, views, teacher_views):
         for task in tasks:
             self.log(f"[{task.name}] {', '.join(f'{k} {len(v)}' for k, v in task.splits.items())} examples")
             self._data_stage(task)
@@ -115,43 +148,73 @@ class Run:
                 for v in teacher_views:
                     for t in self.cfg.teachers:
                         v._logits_stage(task, t)
+                        v.flag_chance_teacher(task, t)
             for v in views:
                 for s in planned_students(self.cfg):
                     if upto >= wanted[s.type]:
                         v._student_stage(task, s)
             if upto >= 5:
                 self._evaluate_stage(task)
-        if upto >= 5:
-            self.write_master_table()
-        if upto >= 6:
-            from .analysis.run import ensure_analysis
-            from .report import build_report
-            ensure_analysis(self.out, self.log)
-            build_report(self.out)
-        return self.out
+                self._bar.update(1)
 
-    def _prepare(self):
+    def _prepare(self) -> str | None:
+        """Rank 0: the run directory, its config.yaml and run.json; None, or what is wrong."""
         try:
             self.out.mkdir(parents=True, exist_ok=True)
             probe = self.out / ".mtkd-write-probe"
             probe.write_text("ok")
             probe.unlink()
         except OSError as e:
-            raise MtkdError(f"output directory {self.out} is not writable: {e.strerror}") from None
+            return f"output directory {self.out} is not writable: {e.strerror}"
         new = dump_yaml(self.cfg, self.out)
         path = self.out / "config.yaml"
         if path.is_file() and path.read_text(encoding="utf-8") != new and not self.recompute:
             # a hand-written config.yaml that resolves to the same run is fine, and so are other `seeds`
             # (adding seeds to a run trains the new ones; every seed's students have their own folders)
-            diff = stages._first_difference({**to_dict(load_config(path)), "seeds": None}, {**to_dict(self.cfg), "seeds": None})
+            # and so are the settings that change how a run executes, not what it computes (threads, tracking, ray)
+            free = {"seeds": None, "threads": None, "tracking": None, "ray": None}
+            diff = stages._first_difference({**to_dict(load_config(path)), **free}, {**to_dict(self.cfg), **free})
             if diff:
-                raise MtkdError(f"{self.out} holds a run of another config ({diff}); use another --out or pass --recompute")
+                return f"{self.out} holds a run of another config ({diff}); use another --out or pass --recompute"
         atomic_write_text(path, new)
         atomic_write_json(self.out / "run.json", {"versions": stages.versions(), "seed": self.cfg.seed,
                                                   "seeds": seeds_of(self.cfg)})
+        return None
 
-    def stage(self, folder: Path, key: dict, build):
-        return stages.run(folder, key, build, recompute=self.recompute, log=self.log)
+    def log(self, line: str) -> None:
+        """Rank 0 prints `line` (around the progress bars) and appends it to RUN/log.txt."""
+        if not runtime.is_main():
+            return
+        with tqdm.external_write_mode():
+            self._print(line)
+        self._append(line)
+
+    def warn(self, line: str) -> None:
+        """One line on stderr and in RUN/log.txt."""
+        if runtime.is_main():
+            with tqdm.external_write_mode():
+                print(f"mtkd: warning: {line}", file=sys.stderr)
+            self._append(f"warning: {line}")
+
+    def _append(self, line: str) -> None:
+        if runtime.is_main() and self.out.is_dir():
+            with open(self.out / "log.txt", "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+
+    def _runtime_key(self) -> dict:
+        """What changes a training's outcome besides its config: several processes (each update sees N
+        batches) and mixed precision. Empty for one process in full precision, so such caches stay valid."""
+        key = {"processes": runtime.world()} if runtime.world() > 1 else {}
+        precision = getattr(self, "precision", None) or runtime.precision()
+        return {**key, "mixed_precision": precision} if precision != "no" else key
+
+    def stage(self, folder: Path, key: dict, build, collective: bool = True):
+        with runtime.tracking_as(str(Path(folder).relative_to(self.out))):
+            manifest = stages.run(folder, key, build, recompute=self.recompute, log=self.log, collective=collective)
+        bar = getattr(self, "_bar", None)
+        if bar is not None:
+            bar.update(1)
+        return manifest
 
     # ------------------------------------------------------------------ stages
     def _data_stage(self, task: TaskData):
@@ -166,7 +229,7 @@ class Run:
             return {"label_names": list(task.label_names), "metric": task.metric, "pos_label": task.pos_label,
                     "splits": {k: {"n": len(v), "fingerprint": key["fingerprints"][k]} for k, v in task.splits.items()},
                     "carve": task.info}   # how the splits were made: dropped rows, groups, validation overlap with train
-        self.stage(self.out / task.name / "data", key, build)
+        self.stage(self.out / task.name / "data", key, build, collective=False)
 
     def _teacher_seed(self, t) -> int:
         if t.seed is not None:
@@ -182,6 +245,7 @@ class Run:
                "fingerprints": {"train": fps["train"], "validation": fps["validation"]}}
         if t.kind in ("hf", "cnn"):   # the kinds trained with train.py's batches
             key["length_grouping"] = self.cfg.length_grouping
+            key.update(self._runtime_key())
         if t.kind == "logits":   # a teacher read from files: new scores, new teacher
             key["files_sha256"] = source_hashes(t)
         if t.crossfit and task.splits["train"].groups is not None:   # folds keep each content group whole
@@ -235,6 +299,18 @@ class Run:
                     "seed": self._teacher_seed(t), "train_out_of_fold": t.crossfit}
         return self.stage(self._logits_dir(task.name, t.name), self._logits_key(task, t), build)
 
+    def flag_chance_teacher(self, task: TaskData, t) -> None:
+        """One warning line when a teacher's official metric on validation is no better than always
+        predicting one class (a diverged fine-tuning: its soft labels would only add noise)."""
+        val = task.splits["validation"]
+        score = compute_metrics(val.labels, self.teacher_logits(task, [t.name], "validation")[0].argmax(1),
+                                task.num_labels, task.pos_label)[task.metric]
+        chance, label = chance_level(val.labels, task.num_labels, task.metric, task.pos_label)
+        if score <= chance + CHANCE_MARGIN:
+            self.warn(f"teacher {self.teacher_folder(t)} on {task.name} is at chance on validation ({task.metric} "
+                      f"{score:.2f}; always predicting '{task.label_names[label]}' gives {chance:.2f}): it probably "
+                      f"did not learn (diverged?); check its lr, epochs and data")
+
     def teacher_logits(self, task: TaskData, names, split: str) -> np.ndarray:
         """[K, N, C] verified cached logits of teachers `names` on `split`."""
         fps = task.fingerprints()
@@ -249,7 +325,7 @@ class Run:
         if not st.sparsity:               # dense: the sparsity settings do not touch it (older caches stay valid)
             student = {k: v for k, v in student.items() if not k.startswith("sparsity")}
         key = {"student": student, "method": s.method, "seed": cfg.seed, "label_names": task.label_names,
-               "fingerprints": task.fingerprints(), "length_grouping": cfg.length_grouping}
+               "fingerprints": task.fingerprints(), "length_grouping": cfg.length_grouping, **self._runtime_key()}
         if s.type != "baseline":   # the metric picks the `weighted` teacher scores
             key.update(temperature=d.temperature, alpha=d.alpha, strategy=s.strategy, mode=d.mode, metric=task.metric,
                        pos_label=task.pos_label,
@@ -295,11 +371,11 @@ class Run:
                             alpha=d.alpha if s.type != "baseline" else 0.0, fitted=fitted, calibrate=d.calibrate,
                             names=s.teachers)
             spec = TrainSpec(st.epochs, st.lr, st.batch_size, st.weight_decay, st.warmup_ratio, cfg.seed,
-                             cfg.length_grouping, st.gate_lr)
+                             cfg.length_grouping, st.gate_lr, st.max_grad_norm, st.grad_accum)
             pruner = sparsity.from_config(model, st)   # None for a dense student
             model = train(model, data, spec, recipe, work / f"T{T:g}" if len(grid) > 1 else work, recipe.gate,
                           recipe.wants_features, desc=f"{task.name} {s.method}" + (f" T={T:g}" if len(grid) > 1 else ""),
-                          on_step=pruner and pruner.on_step)
+                          on_step=pruner and pruner.on_step, evaluate=self._validation_metric(task, encoded["validation"]))
             if pruner:   # masks folded in: what is evaluated and saved is the pruned student
                 info["sparsity"] = pruner.finish()
             val_logits = predict(model, encoded["validation"], cfg.eval_batch_size)
@@ -333,6 +409,15 @@ class Run:
                  + (f" (T={T:g} of {', '.join(f'{t:g}' for t in grid)})" if len(grid) > 1 else ""))
         return {"method": s.method, "type": s.type, "teachers": list(s.teachers), "strategy": s.strategy,
                 "seed": cfg.seed, "metrics": metrics, **info}
+
+    def _validation_metric(self, task: TaskData, data):
+        """model -> {metric: value on validation} (`data`: validation encoded): what a tracked run logs per epoch."""
+        val = task.splits["validation"]
+
+        def evaluate(model):
+            return {task.metric: compute_metrics(val.labels, predict(model, data, self.cfg.eval_batch_size).argmax(1),
+                                                 task.num_labels, task.pos_label)[task.metric]}
+        return evaluate
 
     def _target_source(self, task: TaskData, names):
         """idx -> teacher logits [K, B, C]: cached (a lookup by example index) or online (teachers run now)."""
@@ -416,7 +501,7 @@ class Run:
                     "train_files": train_files, "labels_eval": "labels_eval.npy",
                     "labels_validation": "labels_validation.npy", "labels_train": "labels_train.npy"}
         # rebuilt rather than refused when stale: it holds nothing that is not in the stages it reads
-        return stages.run(tdir / "eval", key, build, recompute=True, log=self.log)
+        return stages.run(tdir / "eval", key, build, recompute=True, log=self.log, collective=False)
 
     def _reported_temperature(self, models: list[dict]) -> float:
         """The distillation T (with `temperature: auto`, the one chosen most often, the smaller on ties)."""
@@ -488,6 +573,16 @@ class Run:
                    f"trained at one seed (teachers, unless reseed_teachers).\n")
         atomic_write_text(res / "master_results.md", md)
         return res / "master_results.csv"
+
+
+CHANCE_MARGIN = 1.0   # points: a teacher within this of the best constant prediction is flagged
+
+
+def chance_level(labels: np.ndarray, num_labels: int, metric: str, pos_label: int = 1) -> tuple[float, int]:
+    """(the best `metric` a constant prediction gets on `labels`, that class): accuracy of the majority
+    class, F1 of always predicting the positive class, Matthews 0."""
+    scores = [compute_metrics(labels, np.full(len(labels), c), num_labels, pos_label)[metric] for c in range(num_labels)]
+    return max(scores), int(np.argmax(scores))
 
 
 def mean_metrics(per_seed: list[dict]) -> dict[str, float]:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from . import runtime
 from .errors import MtkdError
 from .faults import failpoint
 from .io import atomic_write_json, read_json, sha256_file, sha256_json
@@ -86,11 +87,17 @@ def _canonical(key: dict) -> dict:
 
 
 def run(folder: Path, key: dict, build: Callable[[Path, Path], dict | None], recompute: bool = False,
-        log: Callable[[str], None] = print) -> dict:
+        log: Callable[[str], None] = print, collective: bool = True) -> dict:
     """Return the manifest of `folder`, building it with `build(tmp_dir, work_dir) -> extra manifest
-    fields` unless it is already finished with the same key."""
+    fields` unless it is already finished with the same key.
+
+    Under several processes rank 0 decides (cached, stale or to build) and owns the folder: it writes the
+    manifest and renames the folder into place while the others wait at a barrier, then read it. A
+    `collective` build (one that trains or extracts: every rank must take part) runs on every rank, the
+    others writing into a scratch folder of their own that is dropped; otherwise rank 0 alone builds."""
     folder = Path(folder)
-    manifest, stale = check(folder, key)
+    main = runtime.is_main()
+    manifest, stale = runtime.broadcast(check(folder, key) if main else None)
     if manifest is not None:
         log(f"  cached  {folder}")
         return manifest
@@ -99,19 +106,25 @@ def run(folder: Path, key: dict, build: Callable[[Path, Path], dict | None], rec
     key = _canonical(key)
     tmp = folder.with_name(f".{folder.name}.tmp")
     work = folder.with_name(f".{folder.name}.work-{sha256_json(key)[:12]}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    for old in folder.parent.glob(f".{folder.name}.work-*"):   # checkpoints of another key are useless
-        if old != work:
-            shutil.rmtree(old, ignore_errors=True)
-    try:
+    problem = _start(folder, tmp, work) if main else None
+    problem = runtime.broadcast(problem)
+    if problem:
+        raise MtkdError(problem)
+    if not main:
+        if not collective:   # rank 0 builds alone; the others read what it wrote
+            runtime.barrier()
+            return read_json(folder / MANIFEST)
+        tmp = folder.with_name(f".{folder.name}.tmp-rank{runtime.rank()}")
+        shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        work.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise MtkdError(f"cannot create {tmp}: {e.strerror or e}") from e
     t0 = time.time()
     log(f"  build   {folder}")
     try:
         extra = build(tmp, work) or {}
+        if not main:
+            shutil.rmtree(tmp, ignore_errors=True)
+            runtime.barrier()
+            return read_json(folder / MANIFEST)
         outputs = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         manifest = {"stage": folder.name, "key": key, "outputs": outputs, "versions": versions(),
                     "seconds": round(time.time() - t0, 2), "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra}
@@ -121,7 +134,7 @@ def run(folder: Path, key: dict, build: Callable[[Path, Path], dict | None], rec
         # a failed build leaves no half-written folder behind; the work folder keeps its
         # checkpoints (a rerun resumes from them) and goes too if the build never wrote any
         shutil.rmtree(tmp, ignore_errors=True)
-        if work.is_dir() and not any(work.iterdir()):
+        if main and work.is_dir() and not any(work.iterdir()):
             work.rmdir()
         raise
     failpoint("stage:before_rename")
@@ -129,4 +142,19 @@ def run(folder: Path, key: dict, build: Callable[[Path, Path], dict | None], rec
         shutil.rmtree(folder)
     os.replace(tmp, folder)
     shutil.rmtree(work, ignore_errors=True)
+    runtime.barrier()
     return manifest
+
+
+def _start(folder: Path, tmp: Path, work: Path) -> str | None:
+    """Fresh temporary folder, the work folder kept (its checkpoints resume the build); None or the problem."""
+    shutil.rmtree(tmp, ignore_errors=True)
+    for old in folder.parent.glob(f".{folder.name}.work-*"):   # checkpoints of another key are useless
+        if old != work:
+            shutil.rmtree(old, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return f"cannot create {tmp}: {e.strerror or e}"
+    return None

@@ -8,6 +8,9 @@ are hard-linked into it (copied where the file system refuses links), so those s
 cached: their keys depend neither on T, alpha nor the student, nor on the seed once the teachers
 are pinned to the seed they were trained with (done whenever `seed` is swept).
 
+With `ray=OnRay(...)` (`mtkd sweep/seeds --ray [ADDRESS]`) the points run at once as Ray tasks, each
+reserving `ray.cpus_per_task` CPUs and `ray.gpus_per_task` of a GPU, over the same linked stages.
+
 `run_seeds(RUN, ["1", "2", "3"])` is the sweep over `seed`, summarised across seeds: per task and
 method the mean, std and a 95% t-interval, and the paired difference best multi − best single.
 """
@@ -194,19 +197,83 @@ class Result:
         return self.official[task] if task else self.avg
 
 
-def execute(sweep: Sweep, recompute=False, log=print) -> tuple[list[TaskData], list[Result]]:
-    """Train (or find cached) the base run's teachers and logits, then every point's students."""
+@dataclass(frozen=True)
+class OnRay:
+    """Run the points as Ray tasks: on a local Ray started here (address None) or an existing cluster
+    ("auto", "ray://host:10001", "host:6379"; every node must see the run directory and have mtkd)."""
+    address: str | None = None
+    cpus_per_task: float = 1.0
+    gpus_per_task: float = 0.0
+    local_cpus: int | None = None     # CPUs of a local Ray (default: all of this machine's)
+
+
+def execute(sweep: Sweep, recompute=False, log=print, ray: OnRay | None = None) -> tuple[list[TaskData], list[Result]]:
+    """Train (or find cached) the base run's teachers and logits, then every point's students: one point
+    after the other, or all at once as Ray tasks (`ray`). Either way a point is an ordinary run directory
+    whose finished stages are cached, so a sweep killed midway finishes only what is missing."""
     log(f"[sweep] base run {sweep.run_dir}: teachers and logits")
     Run(sweep.base, sweep.run_dir, recompute, log).execute("baseline" if sweep.baseline_from_base else "logits")
     tasks = [task_info(sweep.run_dir, t.name) for t in sweep.base.tasks]
-    results = []
-    for i, point in enumerate(sweep.points, 1):
-        out = sweep.folder / point.folder
-        log(f"[sweep {i}/{len(sweep.points)}] {point.folder}")
-        link_cached_stages(sweep.run_dir, out, sweep.base)
-        Run(point.cfg, out, recompute, log).execute("evaluate")
-        results += point_results(sweep, point, tasks)
-    return tasks, results
+    for point in sweep.points:
+        link_cached_stages(sweep.run_dir, sweep.folder / point.folder, sweep.base)
+    if ray is not None:
+        _execute_on_ray(sweep, ray, recompute, log)
+    else:
+        for i, point in enumerate(sweep.points, 1):
+            log(f"[sweep {i}/{len(sweep.points)}] {point.folder}")
+            Run(point.cfg, sweep.folder / point.folder, recompute, log).execute("evaluate")
+    return tasks, [r for point in sweep.points for r in point_results(sweep, point, tasks)]
+
+
+def _run_point(cfg: RunConfig, out: str, recompute: bool, threads: int) -> list[str]:
+    """One sweep point inside a Ray worker; returns what it logged (its RUN/log.txt has it too)."""
+    import torch
+    torch.set_num_threads(threads)   # the task's CPUs, not the machine's: points share the cores fairly
+    lines: list[str] = []
+    Run(cfg, Path(out), recompute, lines.append).execute("evaluate")
+    return lines
+
+
+def _execute_on_ray(sweep: Sweep, spec: OnRay, recompute: bool, log) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise MtkdError("--ray needs Ray: pip install 'mtkd[ray]' (or pip install ray)") from None
+    from . import runtime
+    if runtime.world() > 1:
+        raise MtkdError("--ray runs the sweep's points as Ray tasks: start the driver as one process, not under accelerate launch")
+    started = not ray.is_initialized()
+    if started:
+        try:
+            ray.init(address=spec.address, num_cpus=spec.local_cpus if spec.address is None else None,
+                     include_dashboard=False, configure_logging=False, log_to_driver=False)
+        except (ConnectionError, ValueError, RuntimeError) as e:
+            raise MtkdError(f"cannot start or reach Ray at {spec.address or 'a local instance'}: "
+                            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    where = spec.address or f"a local Ray ({int(ray.cluster_resources().get('CPU', 0))} CPUs)"
+    log(f"[sweep] {len(sweep.points)} points as Ray tasks on {where}, {spec.cpus_per_task:g} CPU and "
+        f"{spec.gpus_per_task:g} GPU each")
+    task = ray.remote(num_cpus=spec.cpus_per_task, num_gpus=spec.gpus_per_task, max_retries=0)(_run_point)
+    threads = max(1, int(spec.cpus_per_task))
+    pending = {task.remote(p.cfg, str(sweep.folder / p.folder), recompute, threads): p for p in sweep.points}
+    try:
+        for done in range(1, len(sweep.points) + 1):
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            point = pending.pop(ref)
+            try:
+                lines = ray.get(ref)
+            except ray.exceptions.RayTaskError as e:
+                cause = e.cause if isinstance(e.cause, Exception) else e
+                raise MtkdError(f"sweep point {point.folder} failed on Ray: "
+                                f"{cause if isinstance(cause, MtkdError) else type(cause).__name__ + ': ' + str(cause)}") from None
+            log(f"[sweep {done}/{len(sweep.points)}] {point.folder} done")
+            for line in lines:
+                log(line)
+    finally:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        if started:
+            ray.shutdown()
 
 
 def task_info(run_dir: Path, name: str) -> TaskData:
@@ -356,11 +423,11 @@ def default_name(params: list[Param]) -> str:
 
 
 def run_sweep(run_dir, specs: list[str], name: str | None = None, strategies=None, single=True, baseline=True,
-              recompute=False, log=print) -> Path:
+              recompute=False, log=print, ray: OnRay | None = None) -> Path:
     """A 1-D sweep (one spec) or a joint grid (two); returns RUN/sweeps/<name>."""
     params = [parse_param(s) for s in specs]
     sweep = plan(run_dir, params, name or default_name(params), strategies, single, baseline)
-    tasks, results = execute(sweep, recompute, log)
+    tasks, results = execute(sweep, recompute, log, ray)
     if len(params) == 1:
         extra = {f"sweep_{default_name(params)}.png": line_plot(sweep, tasks, results)}
     else:
@@ -466,12 +533,12 @@ def seed_markdown(sweep: Sweep, table: Table, sentences: list[str]) -> str:
 
 
 def run_seeds(run_dir, seeds: list[str], name: str = "seeds", strategies=None, single=True, baseline=True,
-              recompute=False, log=print) -> Path:
+              recompute=False, log=print, ray: OnRay | None = None) -> Path:
     """The students retrained at every seed; returns RUN/sweeps/<name> with seed_summary.csv/.md."""
     if not seeds:
         raise MtkdError("--seeds needs at least one seed, e.g. --seeds 1,2,3")
     sweep = plan(run_dir, [Param("seed", tuple(dict.fromkeys(seeds)))], name, strategies, single, baseline)
-    tasks, results = execute(sweep, recompute, log)
+    tasks, results = execute(sweep, recompute, log, ray)
     table, sentences = seed_summary(tasks, results)
     write_outputs(sweep, tasks, results, {"seed_summary.csv": table.to_csv(),
                                           "seed_summary.md": seed_markdown(sweep, table, sentences)})

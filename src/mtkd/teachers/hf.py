@@ -41,7 +41,8 @@ class HFTeacher:
 
         def loss_fn(logits, feats, idx):
             return kd_loss(logits, None, labels_t[idx].to(logits.device), 1.0, 0.0)
-        spec = TrainSpec(c.epochs, c.lr, c.batch_size, c.weight_decay, c.warmup_ratio, self.seed, self.group_by_length)
+        spec = TrainSpec(c.epochs, c.lr, c.batch_size, c.weight_decay, c.warmup_ratio, self.seed, self.group_by_length,
+                         max_grad_norm=c.max_grad_norm, grad_accum=c.grad_accum)
         self.model = train(self.model, data, spec, loss_fn, work_dir, desc=f"teacher {c.name}")
         return self
 
