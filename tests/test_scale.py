@@ -2,7 +2,6 @@
 the run log, the chance-level teacher warning, and runs under `accelerate launch --num_processes 2` (CPU, gloo)."""
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
