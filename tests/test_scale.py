@@ -176,11 +176,13 @@ def test_tensorboard_tracking_log_file_and_chance_warning(tmp_path, capsys):
     student = _scalars(out / "tracking" / "words" / "students" / "multi_learned_gating")
     updates = 2 * 270 // 32 + 2   # 2 epochs of ceil(270 / 32) = 9 batches
     assert updates == 18
-    for tag in ("train/loss", "train/kd", "train/ce", "lr"):
+    for tag in ("train/loss", "train/kd", "train/ce", "train/gate_loss", "train/w/tf", "train/w/dead", "lr"):
         assert [s for s, _ in student[tag]] == list(range(1, updates + 1)), tag
     assert [s for s, _ in student["validation/accuracy"]] == [9, 18]
-    loss, kd, ce = (np.array([v for _, v in student[t]]) for t in ("train/loss", "train/kd", "train/ce"))
-    np.testing.assert_allclose(loss, 0.7 * kd + 0.3 * ce, rtol=1e-4)   # alpha 0.7: the parts make the loss
+    loss, kd, ce, gate, w_tf, w_dead = (np.array([v for _, v in student[f"train/{t}"]])
+                                        for t in ("loss", "kd", "ce", "gate_loss", "w/tf", "w/dead"))
+    np.testing.assert_allclose(loss, 0.7 * kd + 0.3 * ce + gate, rtol=1e-4)   # alpha 0.7: the parts make the loss
+    np.testing.assert_allclose(w_tf + w_dead, 1.0, rtol=1e-4)                 # the gate's mean weight per teacher
     teacher = _scalars(out / "tracking" / "words" / "teachers" / "dead")
     assert "train/ce" in teacher and "train/kd" not in teacher
     warnings = [l for l in captured.err.splitlines() if "at chance" in l]
