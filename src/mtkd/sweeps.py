@@ -225,13 +225,36 @@ def execute(sweep: Sweep, recompute=False, log=print, ray: OnRay | None = None) 
     return tasks, [r for point in sweep.points for r in point_results(sweep, point, tasks)]
 
 
-def _run_point(cfg: RunConfig, out: str, recompute: bool, threads: int) -> list[str]:
+def _run_point(cfg: RunConfig, out: str, recompute: bool, threads: int, driver: tuple[str, int]) -> list[str]:
     """One sweep point inside a Ray worker; returns what it logged (its RUN/log.txt has it too)."""
     import torch
+    _die_with(driver)
     torch.set_num_threads(threads)   # the task's CPUs, not the machine's: points share the cores fairly
     lines: list[str] = []
     Run(cfg, Path(out), recompute, lines.append).execute("evaluate")
     return lines
+
+
+def _die_with(driver: tuple[str, int]) -> None:
+    """A worker on the driver's machine ends when the driver does: a killed driver takes its local Ray
+    down, but a worker busy training would only notice later and might still write its point, under the
+    feet of the rerun. (On a cluster, Ray ends a dead driver's tasks itself.)"""
+    import socket
+    import threading
+    host, pid = driver
+    if host != socket.gethostname():
+        return
+
+    def watch():
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:
+                pass
+            threading.Event().wait(0.5)
+    threading.Thread(target=watch, daemon=True, name="mtkd-driver-watch").start()
 
 
 def _execute_on_ray(sweep: Sweep, spec: OnRay, recompute: bool, log) -> None:
@@ -255,7 +278,9 @@ def _execute_on_ray(sweep: Sweep, spec: OnRay, recompute: bool, log) -> None:
         f"{spec.gpus_per_task:g} GPU each")
     task = ray.remote(num_cpus=spec.cpus_per_task, num_gpus=spec.gpus_per_task, max_retries=0)(_run_point)
     threads = max(1, int(spec.cpus_per_task))
-    pending = {task.remote(p.cfg, str(sweep.folder / p.folder), recompute, threads): p for p in sweep.points}
+    import socket
+    driver = (socket.gethostname(), os.getpid())
+    pending = {task.remote(p.cfg, str(sweep.folder / p.folder), recompute, threads, driver): p for p in sweep.points}
     try:
         for done in range(1, len(sweep.points) + 1):
             (ref,), _ = ray.wait(list(pending), num_returns=1)
