@@ -174,3 +174,29 @@ def test_demo_from_one_file_predict_and_export_agree(capsys, tmp_path):
     assert method in ("no_kd", "multi_average")
     labels = pipeline_labels(tmp_path / "exported", inputs)
     assert labels == [r["pred"] for r in read_preds(tmp_path / "preds.csv")]
+
+
+def test_onnx_export_when_optimum_is_installed(capsys, tmp_path):
+    """--onnx goes through optimum's exporter (not a dependency: skipped without it); the ONNX model's
+    logits are checked against the student's before the folder appears."""
+    pytest.importorskip("optimum.exporters.onnx")
+    pytest.importorskip("onnxruntime")
+    cfg = tiny_config(tmp_path, one_file_task(tmp_path, n=200, pairs=True))
+    run = tmp_path / "run"
+    run_cli(capsys, "run", cfg, "--out", run, "distill.single_teacher=false", "distill.strategies=[]")
+    run_cli(capsys, "export", run, "--model", "no_kd", "--out", tmp_path / "exp", "--onnx")
+    info = json.loads((tmp_path / "exp" / "mtkd_export.json").read_text())
+    assert (tmp_path / "exp" / "onnx" / "model.onnx").is_file() and info["onnx_max_abs_logit_difference"] <= 1e-4
+
+
+def test_onnx_without_optimum_is_one_line(capsys, tmp_path, monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "optimum" else real(name, *a))
+    cfg = tiny_config(tmp_path, one_file_task(tmp_path, n=200))
+    run = tmp_path / "run"
+    run_cli(capsys, "run", cfg, "--out", run, "distill.single_teacher=false", "distill.strategies=[]")
+    assert main(["export", str(run), "--model", "no_kd", "--out", str(tmp_path / "exp"), "--onnx"]) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--onnx needs optimum and onnxruntime" in err
+    assert not (tmp_path / "exp").exists() and not list(tmp_path.glob(".exp.tmp*"))

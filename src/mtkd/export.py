@@ -119,13 +119,18 @@ def _onnx(folder: Path, texts, expected: np.ndarray, student: Student) -> float:
         raise MtkdError("--onnx needs optimum and onnxruntime (pip install 'optimum[onnxruntime]'); "
                         "the export itself works without them")
     from optimum.exporters.onnx import main_export
-    from optimum.exporters.onnx.model_configs import BertOnnxConfig
+    from optimum.exporters.tasks import TasksManager
     from transformers import AutoConfig, AutoTokenizer
 
-    config = AutoConfig.from_pretrained(str(folder), trust_remote_code=True)
-    custom = {"model": BertOnnxConfig(config, task="text-classification")}
+    config = json.loads((folder / "config.json").read_text())
+    encoder = dict(config.get("encoder") or config)   # the mean-pooled wrapper describes its encoder
+    model_type = encoder.pop("model_type")
+    make = TasksManager.get_exporter_config_constructor("onnx", model_type=model_type, task="text-classification",
+                                                         library_name="transformers")
+    custom = {"model": make(AutoConfig.for_model(model_type, **{k: v for k, v in encoder.items()
+                                                                if k not in ENCODER_DROP}))}
     main_export(str(folder), output=folder / "onnx", task="text-classification", trust_remote_code=True,
-                custom_onnx_configs=custom, no_post_process=True, do_validation=False)
+                custom_onnx_configs=custom, no_post_process=True, do_validation=False, library_name="transformers")
     import onnxruntime as ort
     session = ort.InferenceSession(str(folder / "onnx" / "model.onnx"))
     tok = AutoTokenizer.from_pretrained(str(folder))
