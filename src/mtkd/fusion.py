@@ -153,34 +153,52 @@ def best_per_sample(logits: torch.Tensor, ctx: FusionContext) -> torch.Tensor:
     return torch.softmax(chosen / ctx.temperature, dim=-1)
 
 
+def ebkd_weights(entropies: torch.Tensor) -> torch.Tensor:
+    """EBKD weights [B, K] from per-teacher entropies [K, B]: w_k = (1 - H_k / sum_j H_j) / (K - 1);
+    uniform when every H_k = 0; w = 1 for K = 1."""
+    K = entropies.shape[0]
+    if K == 1:
+        return torch.ones_like(entropies).T
+    total = entropies.sum(0, keepdim=True)
+    share = torch.where(total > 0, entropies / total.clamp_min(1e-30), torch.full_like(entropies, 1.0 / K))
+    return ((1 - share) / (K - 1)).T
+
+
 def entropy_weights(logits: torch.Tensor) -> torch.Tensor:
-    """w_k = softmax_k(-H(sigma(z_k))) per example, [B, K]."""
-    return torch.softmax(-entropy(logits), dim=0).T
+    """ebkd_weights of the teachers' entropies H(sigma(z_k)) at T = 1, [B, K]."""
+    return ebkd_weights(entropy(logits))
 
 
 def entropy_weighted(logits: torch.Tensor, ctx: FusionContext) -> Fused:
-    """sum_k w_k p_k, w = softmax_k(-H(sigma(z_k))): confident teachers weigh more, softly.
+    """sum_k w_k p_k, w_k = (1 - H_k / sum_j H_j) / (K - 1), H_k = H(sigma(z_k)): confident teachers weigh more, softly.
 
-    EBKD-style entropy weighting (Kwon et al., 2020, "Adaptive knowledge distillation based on
-    entropy"): the soft counterpart of best_per_sample (its limit as the entropies spread apart).
-    Entropies at T = 1, the pool at T."""
+    EBKD, Kwon et al. (ICASSP 2020), "Adaptive knowledge distillation based on entropy", as
+    implemented in the CA-MKD authors' comparison code (weights 1 - H_k / sum_j H_j on per-teacher KL
+    terms; sum_k w_k KL(p_k || p_s) has the gradient of KL(sum_k w_k p_k || p_s), the target here).
+    The soft counterpart of best_per_sample. Entropies at T = 1, the pool at T."""
     w = entropy_weights(logits)
     return Fused(target=mixture(w, logits, ctx), weights=w)
 
 
-def confidence_weights(logits: torch.Tensor, ctx: FusionContext) -> torch.Tensor:
-    """CA-MKD weights [B, K]: w_k = (1 - softmax_k(L_k)) / (K - 1), L_k = CE(z_k, y) on labelled
-    examples and H(sigma(z_k)) on the others; w = 1 for K = 1."""
-    K = logits.shape[0]
+def ca_weights(losses: torch.Tensor) -> torch.Tensor:
+    """CA-MKD weights [B, K] from per-teacher losses [K, B]: w_k = (1 - softmax_k(L_k)) / (K - 1);
+    w = 1 for K = 1."""
+    K = losses.shape[0]
     if K == 1:
-        return torch.ones(logits.shape[1], 1, dtype=logits.dtype, device=logits.device)
+        return torch.ones_like(losses).T
+    return ((1 - torch.softmax(losses, dim=0)) / (K - 1)).T
+
+
+def confidence_weights(logits: torch.Tensor, ctx: FusionContext) -> torch.Tensor:
+    """ca_weights of L_k = CE(z_k, y) on labelled examples and H(sigma(z_k)) on the others, [B, K]."""
+    K = logits.shape[0]
     loss = entropy(logits)                                                    # [K, B]
     if ctx.labels is not None:
         lab = ctx.labelled if ctx.labelled is not None else torch.ones_like(ctx.labels, dtype=torch.bool)
         y = torch.where(lab, ctx.labels, torch.zeros_like(ctx.labels)).long()
         ce = -torch.log_softmax(logits, -1).gather(-1, y.view(1, -1, 1).expand(K, -1, 1)).squeeze(-1)
         loss = torch.where(lab.view(1, -1), ce, loss)
-    return ((1 - torch.softmax(loss, dim=0)) / (K - 1)).T
+    return ca_weights(loss)
 
 
 def confidence_aware(logits: torch.Tensor, ctx: FusionContext) -> Fused:
@@ -273,11 +291,11 @@ def agreement(logits: torch.Tensor, ctx: FusionContext, shift: float = 0.5) -> F
 
 
 def curriculum(logits: torch.Tensor, ctx: FusionContext, end: float = 0.5) -> Fused:
-    """sum_k w_k(t) p_k, w(t) = (1 - lam) softmax_k(-H_k) + lam / K, lam = min(1, t / end): confident teachers first, the full ensemble later.
+    """sum_k w_k(t) p_k, w(t) = (1 - lam) w_EBKD + lam / K, lam = min(1, t / end): confident teachers first, the full ensemble later.
 
     A teacher curriculum in the spirit of curriculum KD (e.g. Zhao et al., 2021, "Knowledge
     distillation via instance-level sequence learning"; the study's future work): at training progress
-    t = 0 the target is entropy_weighted (confident teachers dominate), it moves linearly to the
+    t = 0 the target is entropy_weighted (confident teachers weigh more), it moves linearly to the
     uniform mixture prob_average, reached at t = `curriculum_end` and kept after."""
     lam = 1.0 if end <= 0 else min(1.0, ctx.progress / end)
     K = logits.shape[0]
