@@ -80,6 +80,11 @@ def mixture(weights: torch.Tensor, logits: torch.Tensor, ctx: FusionContext) -> 
     return torch.einsum("bk,kbc->bc", weights.to(logits.dtype), tempered(logits, ctx))
 
 
+def geometric(weights: torch.Tensor, logits: torch.Tensor, ctx: FusionContext) -> torch.Tensor:
+    """sigma(sum_k w_k z_k / T) with per-example weights [B, K]: the geometric (logit) pool."""
+    return torch.softmax(torch.einsum("bk,kbc->bc", weights.to(logits.dtype), logits) / ctx.temperature, dim=-1)
+
+
 def kl_per_teacher(logits: torch.Tensor, ctx: FusionContext) -> torch.Tensor:
     """T**2 KL(p_k || p_s) per teacher and example, [K, B] (the student's graph kept)."""
     if ctx.student_logits is None:
@@ -131,9 +136,14 @@ def weighted(logits: torch.Tensor, ctx: FusionContext) -> torch.Tensor:
     The study's "weighted". Scores are clipped at 0; all-zero scores give equal weights."""
     if ctx.teacher_scores is None:
         raise ValueError("weighted fusion needs teacher_scores (validation metrics)")
-    s = ctx.teacher_scores.to(logits.dtype).clamp_min(0)
-    w = s / s.sum() if s.sum() > 0 else torch.full_like(s, 1.0 / len(s))
-    return torch.softmax(torch.einsum("k,kbc->bc", w, logits) / ctx.temperature, dim=-1)
+    w = score_weights(ctx.teacher_scores.to(logits.dtype))
+    return geometric(w.expand(logits.shape[1], -1), logits, ctx)
+
+
+def score_weights(scores: torch.Tensor) -> torch.Tensor:
+    """w_k = s_k / sum_j s_j, scores clipped at 0; equal weights when all are 0."""
+    s = scores.clamp_min(0)
+    return s / s.sum() if s.sum() > 0 else torch.full_like(s, 1.0 / len(s))
 
 
 def calibrated_average(logits: torch.Tensor, ctx: FusionContext) -> torch.Tensor:
@@ -337,7 +347,7 @@ class LearnedGating(nn.Module):
             self.epoch_counts[e] += g.shape[0]
         pooled = torch.einsum("bk,kbc->bc", g, logits)
         if self.joint:   # the study's: the KD loss itself trains the gate
-            return Fused(target=torch.softmax(pooled / ctx.temperature, dim=-1), weights=g.detach())
+            return Fused(target=geometric(g, logits, ctx), weights=g.detach())
         target = torch.softmax(pooled.detach() / ctx.temperature, dim=-1)
         aux = -self.entropy_bonus * (-(g * torch.log(g.clamp_min(1e-12))).sum(-1)).mean()
         if ctx.labels is not None:
