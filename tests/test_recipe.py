@@ -67,3 +67,19 @@ def test_recipe_unlabelled_examples_get_the_kd_term_only():
     ce = torch.nn.functional.cross_entropy(s[:1], torch.tensor([0]))
     assert parts["ce"].item() == pytest.approx(ce.item())
     assert loss.item() == pytest.approx(0.5 * parts["kd"].item() + 0.5 * ce.item())
+
+
+def test_gate_weights_reach_the_analysis_and_the_report(tmp_path):
+    """gate.json -> eval/<method>.gate.json -> the analysis table gate_weights -> report.md."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(TINY.replace("[learned_gating, kl_sum, agreement, curriculum]", "[learned_gating]")
+                   .replace("baseline: false", "baseline: true").replace("single_teacher: false", "single_teacher: true"))
+    out = tmp_path / "run"
+    run_config(cfg, out, log=lambda *a: None)
+    ev = json.loads((out / "demo" / "eval" / "manifest.json").read_text())
+    assert next(e for e in ev["models"] if e["method"] == "multi_learned_gating")["gate_file"] == "multi_learned_gating.gate.json"
+    table = (out / "analysis" / "gate_weights.csv").read_text().splitlines()
+    assert table[0] == "task,student,scope,examples,t1,tf"
+    assert table[1].startswith("demo,multi_learned_gating,train,,")
+    assert any(",eval all agree," in r for r in table)
+    assert "Learned gate: mean weight per teacher" in (out / "report.md").read_text()

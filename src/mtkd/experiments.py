@@ -21,7 +21,7 @@ from .config import RunConfig, dump_yaml, first_seeds, load_config, seeds_of, te
 from .errors import MtkdError
 from .faults import failpoint
 from .fusion import LEARNABLE, OPTIONS, make_strategy
-from .io import atomic_write_json, atomic_write_text, load_npy, read_json, save_npy
+from .io import atomic_write_bytes, atomic_write_json, atomic_write_text, load_npy, read_json, save_npy
 from .logits import SPLITS, check_array, read_logits, store_fields
 from .models import encode, load_classifier, load_tokenizer
 from .recipe import Recipe, cached_teachers, fit_on_validation, gate_record, online_teachers, pooled_features
@@ -491,6 +491,10 @@ class Run:
                 if s.type != "baseline":
                     chosen = read_json(next(iter(per.values())) / "manifest.json").get("temperature")
                     e.update(teachers=list(s.teachers), strategy=s.strategy, temperature=chosen)
+                gate = next(iter(per.values())) / "gate.json"   # a learned gate's record (run seed)
+                if gate.is_file():
+                    atomic_write_bytes(tmp / f"{s.method}.gate.json", gate.read_bytes())
+                    e["gate_file"] = f"{s.method}.gate.json"
                 models.append(e)
             self._write_predictions(tmp / "predictions.csv", task, models, tmp)
             return {"task": task.name, "label_names": list(task.label_names), "metric": task.metric, "pos_label": task.pos_label,

@@ -249,7 +249,31 @@ def _tables(tasks: list[TaskEval], split: str, sigs: dict, average: dict | None,
          f"ECE with {calibration.N_BINS} equal-width bins of the max probability; NLL in nats; "
          "Brier = mean over examples of the summed squared error to the one-hot label (0..2).",
          Table(["task", "model", "type", "accuracy (%)", "ECE", "NLL", "Brier"], calib)),
+        *_gate_table(tasks),
     ]
+
+
+def _gate_table(tasks: list[TaskEval]):
+    """Mean gate weight per teacher of every gated student (`eval/<method>.gate.json`, the run seed's):
+    over training, per epoch, and on eval overall and per agreement region of the teachers."""
+    rows, teachers = [], None
+    for t in tasks:
+        for m in t.students:
+            path = t.manifest_path.parent / f"{m.method}.gate.json"
+            if not path.is_file():
+                continue
+            g = json.loads(path.read_text(encoding="utf-8"))
+            teachers = teachers or g["teachers"]
+            scopes = [("train", "", g["train"])] + [(f"train epoch {i + 1}", "", w) for i, w in enumerate(g["per_epoch"])]
+            scopes += [("eval", str(sum(r["n"] for r in g["eval_regions"].values())), g["eval"])]
+            scopes += [(f"eval {r.replace('_', ' ')}", str(v["n"]), v) for r, v in g["eval_regions"].items()]
+            rows += [[t.name, m.method, scope, n] + [cell(w.get(k, math.nan), 3) for k in teachers]
+                     for scope, n, w in scopes]
+    if not rows:
+        return []
+    return [("gate_weights", "Learned gate: mean weight per teacher",
+             "Mean gate weight of each teacher (rows sum to 1) over training, per epoch, and on eval: overall and per "
+             "agreement region of the teachers' eval predictions (n/a: empty region); the run seed's student.", Table(["task", "student", "scope", "examples", *teachers], rows))]
 
 
 def _resamples(sigs: dict, average) -> str:
