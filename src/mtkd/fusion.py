@@ -385,7 +385,6 @@ STRATEGIES = {
 LEARNABLE = {"learned_gating", "learned_gating_joint"}
 # config fields (DistillConfig) a strategy reads, as {field: keyword argument}: keyed only for its students
 OPTIONS = {"agreement": {"agreement_shift": "shift"}, "curriculum": {"curriculum_end": "end"}}
-NEEDS_STUDENT_LOGITS = {"kl_sum", "ae_kd"}
 
 
 def describe(name: str) -> str:
