@@ -83,3 +83,11 @@ def test_gate_weights_reach_the_analysis_and_the_report(tmp_path):
     assert table[1].startswith("demo,multi_learned_gating,train,,")
     assert any(",eval all agree," in r for r in table)
     assert "Learned gate: mean weight per teacher" in (out / "report.md").read_text()
+
+
+def test_temperature_auto_parses_and_other_string_fields_stay_strings():
+    """`temperature: auto` needs a float-or-word field; the coercion must not turn a quoted "2" of a
+    plain `str | None` field into a float."""
+    from mtkd.config import _coerce
+    assert _coerce(float | str, "auto", "t") == "auto" and _coerce(float | str, "2", "t") == 2.0
+    assert _coerce(str | None, "2", "s") == "2"

@@ -235,7 +235,7 @@ def _coerce(hint, value, where):
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        if str in args and isinstance(value, str):   # e.g. temperature: auto (validate checks the word)
+        if float in args and str in args and isinstance(value, str):   # temperature: auto (validate checks the word)
             try:
                 return float(value)
             except ValueError:
