@@ -113,6 +113,15 @@ def test_bad_command_line(capsys, argv, phrase):
     refused(capsys, argv, phrase)
 
 
+def test_ray_resources_without_ray(capsys, tmp_path):
+    """--cpus-per-task / --gpus-per-task only mean something with --ray."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(TINY)
+    refused(capsys, ["sweep", str(run), "--param", "distill.alpha=0.5", "--cpus-per-task", "2"],
+            "--cpus-per-task and --gpus-per-task go with --ray")
+
+
 @pytest.mark.parametrize("command", ["verify-logits", "analyze", "report"])
 def test_not_a_run_directory(capsys, tmp_path, command):
     refused(capsys, [command, tmp_path], "is not a run directory (no config.yaml)", tmp_path)
@@ -229,6 +238,12 @@ def test_config_not_utf8(capsys, tmp_path):
     ("teachers.0={name: ft, model: /tmp, epochs: 0, layers: 2}", "teachers.ft.layers needs training, but epochs is 0"),
     ("teachers.0.label_order=as_is", "teachers.t1.label_order applies to a checkpoint used as it is (kind hf, epochs: 0)"),
     ("teachers.0={name: ft, model: /tmp, epochs: 0, label_order: by_name}", "label_order must be as_is or a list"),
+    # training and how a run executes (scale)
+    ("student.max_grad_norm=-1", "student.max_grad_norm must be >= 0 (0 = no clipping), got -1.0"),
+    ("teachers.0.grad_accum=0", "teachers.t1.grad_accum must be >= 1, got 0"),
+    ("mixed_precision=fp8", "mixed_precision must be one of no, fp16, bf16, got 'fp8'"),
+    ("tracking=tensorbord", "tracking must be one of none, tensorboard, mlflow, wandb, got 'tensorbord' (did you mean 'tensorboard'?)"),
+    ("ray.cpus_per_task=0", "ray.cpus_per_task must be > 0"),
 ])
 def test_bad_value_or_override(capsys, tmp_path, override, phrase):
     refused_config(capsys, tmp_path, TINY, phrase, [override])

@@ -235,10 +235,14 @@ def _dispatch(args) -> int:
                     ray=_on_ray(args))
         if args.command == "sweep":
             folder = sweeps.run_sweep(_run_dir(args.run_dir), args.param, args.name, **opts)
-            print((folder / "sweep_results.md").read_text() + "\n" + (folder / "best.md").read_text())
+            shown = ["sweep_results.md", "best.md"]
         else:
             folder = sweeps.run_seeds(_run_dir(args.run_dir), _csv(args.seeds), args.name, **opts)
-            print((folder / "seed_summary.md").read_text())
+            shown = ["seed_summary.md"]
+        from .runtime import is_main
+        if not is_main():   # under accelerate launch, rank 0 wrote and shows the tables
+            return 0
+        print("\n".join((folder / name).read_text() for name in shown))
         print(f"done: {folder}")
         return 0
     if args.command == "predict":

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import runtime
 from .config import RunConfig, StudentConfig, _did_you_mean, _safe_name, load_config, seeds_of, to_dict
 from .errors import MtkdError
 from .experiments import Run, Student, mean_metrics, planned_students
@@ -211,11 +212,15 @@ def execute(sweep: Sweep, recompute=False, log=print, ray: OnRay | None = None) 
     """Train (or find cached) the base run's teachers and logits, then every point's students: one point
     after the other, or all at once as Ray tasks (`ray`). Either way a point is an ordinary run directory
     whose finished stages are cached, so a sweep killed midway finishes only what is missing."""
+    if not runtime.is_main():   # under accelerate launch, rank 0 speaks
+        log = lambda line: None  # noqa: E731
     log(f"[sweep] base run {sweep.run_dir}: teachers and logits")
     Run(sweep.base, sweep.run_dir, recompute, log).execute("baseline" if sweep.baseline_from_base else "logits")
     tasks = [task_info(sweep.run_dir, t.name) for t in sweep.base.tasks]
-    for point in sweep.points:
-        link_cached_stages(sweep.run_dir, sweep.folder / point.folder, sweep.base)
+    if runtime.is_main():   # under accelerate launch, rank 0 links; every rank then runs each point's stages
+        for point in sweep.points:
+            link_cached_stages(sweep.run_dir, sweep.folder / point.folder, sweep.base)
+    runtime.barrier()
     if ray is not None:
         _execute_on_ray(sweep, ray, recompute, log)
     else:
@@ -262,7 +267,6 @@ def _execute_on_ray(sweep: Sweep, spec: OnRay, recompute: bool, log) -> None:
         import ray
     except ImportError:
         raise MtkdError("--ray needs Ray: pip install 'mtkd[ray]' (or pip install ray)") from None
-    from . import runtime
     if runtime.world() > 1:
         raise MtkdError("--ray runs the sweep's points as Ray tasks: start the driver as one process, not under accelerate launch")
     started = not ray.is_initialized()
@@ -430,6 +434,8 @@ def best_markdown(sweep: Sweep, results: list[Result]) -> str:
 
 
 def write_outputs(sweep: Sweep, tasks, results, extra: dict[str, str | bytes] | None = None) -> list[Path]:
+    if not runtime.is_main():
+        return []
     written = results_table(sweep, tasks, results).write(sweep.folder, "sweep_results")
     for name, content in (extra or {}).items():
         path = sweep.folder / name
