@@ -149,6 +149,8 @@ def main():
     ap.add_argument("--glue-dir", default=str(GLUE_DIR))
     ap.add_argument("--out", default=None)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--measure-only", action="store_true",
+                    help="train nothing: measure the points whose runs are finished (skipping the others)")
     args = ap.parse_args()
     args.levels = [float(x) for x in args.levels.split(",") if x]
     args.structured = [float(x) for x in args.structured.split(",") if x]
@@ -160,13 +162,18 @@ def main():
     print(machine_info(), flush=True)
     base, points = configs(args)
     t0 = time.time()
-    train_points(base, points, out)
+    if args.measure_only:
+        points = [p for p in points if (out / p[0] / base.tasks[0].name / "eval" / "manifest.json").is_file()]
+        print(f"measuring the finished points: {', '.join(p[0] for p in points)}", flush=True)
+    else:
+        train_points(base, points, out)
     print(f"training (or cache lookups): {time.time() - t0:.0f} s", flush=True)
     task, rows, speed = measure(base, points, out, args.rounds)
     print(report(task, rows, speed, points[0][-1].seeds, len(task.splits["eval"])))
-    dense = next(r["label"] for r in rows if r["arm"] == "multi" and r["level"] == 0)
-    top = max((r for r in rows if r["arm"] == "multi" and not r["structured"]), key=lambda r: r["level"])
-    print(f"ratio={speed[top['label']] / speed[dense]:.3f}")
+    dense = {r["arm"]: r for r in rows if r["level"] == 0 and not r["structured"]}
+    arm = "multi" if any(r["arm"] == "multi" and r["level"] > 0 for r in rows) else "single"
+    top = max((r for r in rows if r["arm"] == arm and not r["structured"]), key=lambda r: r["level"])
+    print(f"ratio={speed[top['label']] / speed[dense[arm]['label']]:.3f}  ({top['label']} / {dense[arm]['label']})")
 
 
 if __name__ == "__main__":
