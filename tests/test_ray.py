@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from mtkd.cli import main
 from mtkd.sweeps import OnRay, run_sweep
@@ -36,7 +37,14 @@ def base_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sequential(base_run):
-    return run_sweep(base_run, [POINTS], name="seq", log=lambda line: None)
+    """One point after the other on one torch thread, as each 1-CPU Ray task runs: bytes equal only at equal
+    thread counts (a float sum split over 2 threads rounds differently)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return run_sweep(base_run, [POINTS], name="seq", log=lambda line: None)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def student_logits(sweep: Path) -> dict[str, bytes]:
