@@ -1,7 +1,7 @@
 """Guards selection on validation (issue 8.1) on a real pipeline run: the same run twice, the second with every
 eval label flipped. Everything chosen or fitted — the best teacher / single / multi / student, the `selected` rows
-of significance.csv, the `weighted` fusion scores, the calibration temperatures, the students themselves — must be
-identical, while the eval metrics change. With two classes, flipping turns each eval accuracy `a` into `100 - a`,
+of significance.csv, the worst slices (worst_slices.csv, students_at_teacher_worst.csv), the `weighted` fusion
+scores, the calibration temperatures, the students themselves — must be identical, while the eval metrics change. With two classes, flipping turns each eval accuracy `a` into `100 - a`,
 so anything picked or fitted on eval would pick the worst model instead of the best (the test checks that the
 candidates' eval metrics differ, so it can fail) or record different scores and temperatures. The run has two
 seeds, so the analysis reads the pipeline's multi-seed eval format end to end."""
@@ -90,5 +90,14 @@ def test_eval_labels_change_no_selection_weight_or_temperature(runs):
         assert np.array_equal(va, vb), method                       # the student never saw eval labels
         assert ma["metrics"]["validation"] == mb["metrics"]["validation"]
         assert ma["metrics"]["eval"]["accuracy"] == pytest.approx(100 - mb["metrics"]["eval"]["accuracy"])
+    # worst slices (issue 11.4): class and agreement region selected on validation, so the same in both runs
+    ws_a, ws_b = (_rows(r / "analysis" / "worst_slices.csv") for r in (clean, flipped))
+    picks = lambda rows: [(r["model"], r["worst class"], r["class val (%)"], r["worst region"], r["region val (%)"])  # noqa: E731
+                          for r in rows]
+    assert picks(ws_a) == picks(ws_b)
+    assert [r["class eval (%)"] for r in ws_a] != [r["class eval (%)"] for r in ws_b]
+    at_a, at_b = (_rows(r / "analysis" / "students_at_teacher_worst.csv") for r in (clean, flipped))
+    chosen = lambda rows: [(r["teacher"], r["kind"], r["slice"], r["teacher's worst"], r["student"]) for r in rows]  # noqa: E731
+    assert chosen(at_a) == chosen(at_b) and {r["selected_on"] for r in at_a} == {"validation"}
     recorded = _json(clean / "cor" / "students" / "multi_weighted" / "manifest.json")
     assert {"teacher_validation_scores", "teacher_calibration_temperatures"} <= set(recorded)

@@ -49,7 +49,7 @@ def student_logits(out: Path) -> dict:
 
 def test_run_writes_the_study_table(tiny_run):
     lines = table(tiny_run).splitlines()
-    assert lines[0] == "method,type,demo_acc,AVG"
+    assert lines[0] == "method,type,demo_acc,demo_ece,AVG"
     rows = {l.split(",")[0]: l.split(",")[1] for l in lines[1:]}
     assert rows == {"t1": "teacher", "t2": "teacher", "tf": "teacher", "no_kd": "baseline",
                     "kd_t1": "single", "kd_t2": "single", "kd_tf": "single", "multi_average": "multi",
@@ -175,7 +175,7 @@ distill: {{strategies: [average, calibrated_average], single_teacher: false}}
     out = tmp_path / "run"
     assert main(["run", str(cfg), "--out", str(out)]) == 0
     lines = table(out).splitlines()
-    assert lines[0] == "method,type,demo_acc,colors_f1,colors_acc,AVG"
+    assert lines[0] == "method,type,demo_acc,demo_ece,colors_f1,colors_acc,colors_ece,AVG"
     tf = dict(zip(lines[0].split(","), next(l for l in lines if l.startswith("tf,")).split(",")))
     assert float(tf["colors_acc"]) == 100.0                      # TF-IDF reads the colour word
     assert float(tf["AVG"]) == pytest.approx((float(tf["demo_acc"]) + float(tf["colors_f1"])) / 2, abs=0.01)

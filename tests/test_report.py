@@ -14,7 +14,8 @@ from mtkd.report import build_report as _build_report
 from mtkd.tables import Table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-TABLES = ["significance", "advantage", "gap_closed", "ranking", "agreement_regions", "agreement_accuracy", "failure_categories",
+TABLES = ["significance", "advantage", "gap_closed", "ranking", "agreement_regions", "agreement_accuracy", "worst_slices",
+          "students_at_teacher_worst", "failure_categories",
           "teacher_confidence", "teacher_pairwise_agreement", "teacher_ceilings", "calibration"]
 FIGURES = ["gap_analysis.png", "agreement_breakdown.png", "failure_categories.png", "ranking_heatmap.png",
            "reliability_bin.png", "reliability_tri.png"]

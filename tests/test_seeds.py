@@ -115,6 +115,7 @@ def test_master_table_mean_and_sd(two_seeds):
     assert float(r["multi_average"]["demo_acc"]) == pytest.approx(np.mean(accs), abs=0.006)
     assert float(r["multi_average"]["demo_acc_sd"]) == pytest.approx(np.std(accs, ddof=1), abs=0.006)
     assert r["t1"]["demo_acc_sd"] == ""                       # a teacher trained once has no spread
+    assert r["multi_average"]["demo_ece_sd"] != "" and r["t1"]["demo_ece_sd"] == ""   # ECE: mean ± sd likewise
     md = (two_seeds / "results" / "master_results.md").read_text()
     assert f"| multi_average | multi | {r['multi_average']['demo_acc']} ± {r['multi_average']['demo_acc_sd']} |" in md
 
@@ -122,7 +123,7 @@ def test_master_table_mean_and_sd(two_seeds):
 def test_one_seed_has_no_sd_columns(cfg, tmp_path):
     out = tmp_path / "one"
     assert main(["evaluate", str(cfg), "--out", str(out), "distill.baseline=false"]) == 0
-    assert (out / "results" / "master_results.csv").read_text().splitlines()[0] == "method,type,demo_acc,AVG"
+    assert (out / "results" / "master_results.csv").read_text().splitlines()[0] == "method,type,demo_acc,demo_ece,AVG"
     assert "±" not in (out / "results" / "master_results.md").read_text()
     assert manifest(out)["seeds"] == [7]
 

@@ -533,50 +533,70 @@ class Run:
 
     # ------------------------------------------------------------------ table
     def write_master_table(self) -> Path:
-        """results/master_results.csv/.md: one row per model, one `<task>_<metric>` column per task metric
-        (the mean over seeds) and AVG (the mean of the official metrics). A run of several seeds adds
-        `<column>_sd` columns to the CSV (sample sd over seeds; empty for a model of one seed, e.g. teachers
-        trained once) and shows "mean ± sd" in the Markdown."""
-        from .tables import Table
-        from .tasks import METRIC_SHORT
-        rows: dict[str, dict] = {}
-        columns, official = [], []
-        for tcfg in self.cfg.tasks:
-            mpath = self.out / tcfg.name / "eval" / "manifest.json"
-            if not mpath.is_file():
-                continue
-            m = read_json(mpath)
-            columns += m["metric_columns"]
-            official.append(f"{m['task']}_{METRIC_SHORT[m['metric']]}")
-            fake = TaskData(m["task"], tuple(m["label_names"]), m["metric"], {})
-            for model in m["models"]:
-                row = rows.setdefault(model["method"], {"method": model["method"], "type": model["type"]})
-                row.update(table_values(fake, model["metrics"]))
-                per_seed = [table_values(fake, sm["eval"]) for sm in model.get("seed_metrics", {}).values()]
-                if len(per_seed) > 1:
-                    row.update({f"{c}_sd": float(np.std([p[c] for p in per_seed], ddof=1)) for c in per_seed[0]})
-        order = {"teacher": 0, "baseline": 1, "single": 2, "multi": 3}
-        table = sorted(rows.values(), key=lambda r: order[r["type"]])  # stable: config order inside a type
-        for r in table:
-            vals = [r[c] for c in official if c in r]
-            r["AVG"] = sum(vals) / len(vals) if len(vals) == len(official) and vals else None
-        seeds = seeds_of(self.cfg)
-        with_sd = len(seeds) > 1
-        fmt = lambda v: "" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
-        csv_header = ["method", "type", *(x for c in columns for x in ((c, f"{c}_sd") if with_sd else (c,))), "AVG"]
-        md_header = ["method", "type", *columns, "AVG"]
+        """results/master_results.csv/.md of this run (`write_master_table`)."""
+        return write_master_table(self.out, [t.name for t in self.cfg.tasks], seeds_of(self.cfg))
 
-        def md_cell(r, c):
-            sd = r.get(f"{c}_sd")
-            return fmt(r.get(c)) if sd is None else f"{fmt(r.get(c))} ± {fmt(sd)}"
-        res = self.out / "results"
-        atomic_write_text(res / "master_results.csv", Table(csv_header, [[fmt(r.get(c)) for c in csv_header] for r in table]).to_csv())
-        md = Table(md_header, [[md_cell(r, c) for c in md_header] for r in table]).to_markdown()
-        if with_sd:
-            md += (f"\nMean ± sample sd over seeds {', '.join(map(str, seeds))}; a cell without ± is a model "
-                   f"trained at one seed (teachers, unless reseed_teachers).\n")
-        atomic_write_text(res / "master_results.md", md)
-        return res / "master_results.csv"
+
+def write_master_table(out: Path, task_names: list[str], seeds: list[int]) -> Path:
+    """OUT/results/master_results.csv/.md from every task's eval manifest: one row per model; per task its
+    `<task>_<metric>` columns (official first; the mean over seeds), then `<task>_ece`, the expected
+    calibration error of its eval predictions in % (analysis.calibration.ece: 15 equal-width bins of the max
+    softmax probability; mean over seeds; lower is better); AVG = the mean of the official metrics only.
+    A run of several seeds adds `<column>_sd` columns to the CSV (sample sd over seeds; empty for a model
+    of one seed, e.g. teachers trained once) and shows "mean ± sd" in the Markdown."""
+    from .tables import Table
+    from .tasks import METRIC_SHORT
+    rows: dict[str, dict] = {}
+    columns, official = [], []
+    for name in task_names:
+        folder = Path(out) / name / "eval"
+        if not (folder / "manifest.json").is_file():
+            continue
+        m = read_json(folder / "manifest.json")
+        ece_column = f"{m['task']}_ece"
+        columns += [*m["metric_columns"], ece_column]
+        official.append(f"{m['task']}_{METRIC_SHORT[m['metric']]}")
+        fake = TaskData(m["task"], tuple(m["label_names"]), m["metric"], {})
+        labels = load_npy(folder / m["labels_eval"])
+        for model in m["models"]:
+            row = rows.setdefault(model["method"], {"method": model["method"], "type": model["type"]})
+            files = model.get("seed_files") or {"run": model["file"]}
+            eces = {s: eval_ece(load_npy(folder / f), labels) for s, f in files.items()}
+            row.update(table_values(fake, model["metrics"]), **{ece_column: float(np.mean(list(eces.values())))})
+            per_seed = [{**table_values(fake, sm["eval"]), ece_column: eces[s]}
+                        for s, sm in model.get("seed_metrics", {}).items() if s in eces]
+            if len(per_seed) > 1:
+                row.update({f"{c}_sd": float(np.std([p[c] for p in per_seed], ddof=1)) for c in per_seed[0]})
+    order = {"teacher": 0, "baseline": 1, "single": 2, "multi": 3}
+    table = sorted(rows.values(), key=lambda r: order[r["type"]])  # stable: config order inside a type
+    for r in table:
+        vals = [r[c] for c in official if c in r]
+        r["AVG"] = sum(vals) / len(vals) if len(vals) == len(official) and vals else None
+    with_sd = len(seeds) > 1
+    fmt = lambda v: "" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)   # noqa: E731
+    csv_header = ["method", "type", *(x for c in columns for x in ((c, f"{c}_sd") if with_sd else (c,))), "AVG"]
+    md_header = ["method", "type", *columns, "AVG"]
+
+    def md_cell(r, c):
+        sd = r.get(f"{c}_sd")
+        return fmt(r.get(c)) if sd is None else f"{fmt(r.get(c))} ± {fmt(sd)}"
+    res = Path(out) / "results"
+    atomic_write_text(res / "master_results.csv", Table(csv_header, [[fmt(r.get(c)) for c in csv_header] for r in table]).to_csv())
+    md = Table(md_header, [[md_cell(r, c) for c in md_header] for r in table]).to_markdown()
+    md += ("\nMetrics on eval in %. `<task>_ece`: expected calibration error of the eval predictions (%, 15 bins; "
+           "lower is better). AVG: the mean of the official metrics (the first column of each task) only.\n")
+    if with_sd:
+        md += (f"\nMean ± sample sd over seeds {', '.join(map(str, seeds))}; a cell without ± is a model "
+               f"trained at one seed (teachers, unless reseed_teachers).\n")
+    atomic_write_text(res / "master_results.md", md)
+    return res / "master_results.csv"
+
+
+def eval_ece(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Expected calibration error (%) of softmax(logits) against labels (analysis.calibration.ece)."""
+    from .analysis.calibration import ece
+    from .analysis.confidence import softmax
+    return 100.0 * ece(softmax(logits), np.asarray(labels))
 
 
 CHANCE_MARGIN = 1.0   # points: a teacher within this of the best constant prediction is flagged

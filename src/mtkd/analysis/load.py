@@ -1,7 +1,8 @@
 """Read a run directory's evaluate-stage output (RUN/<task>/eval/) into plain arrays.
 
 Only the documented format of docs/run_dir.md is used: the eval manifest, the label
-arrays and the logits of every model (eval at each seed, validation; teachers' train logits).
+arrays and the logits of every model (eval at each seed, validation; teachers' train logits; the
+run seed's logits on each extra eval set the manifest lists under "extra_eval").
 Fields added with several seeds per run are optional: a run written before them loads as one
 seed, with validation metrics computed from validation logits where those exist (else NaN) and
 no train logits. Every problem a user can cause (missing run, no evaluated task, unknown split,
@@ -37,6 +38,7 @@ class Model:
     seed_logits: dict[int, np.ndarray] = field(default_factory=dict)        # seed -> eval logits, run seed first
     val_metric: float = float("nan")   # official metric on validation in %, mean over seeds: what selects a "best"
     val_logits: np.ndarray | None = None                                    # float [N_val, C], the run seed
+    extra_logits: dict[str, np.ndarray] = field(default_factory=dict)      # extra eval set -> float [N_set, C], run seed
 
     def seed_preds(self) -> np.ndarray:
         """Predicted eval classes at every seed, int [S, N_eval] (run seed first)."""
@@ -60,6 +62,7 @@ class TaskEval:
     train_labels: np.ndarray | None = None        # int [N_train], when the run wrote teacher train logits
     train_logits: dict[str, np.ndarray] = field(default_factory=dict)   # teacher -> float [N_train, C]
     pos_label: int = 1                            # binary F1's positive class (eval manifest; 1 in older runs)
+    extra_labels: dict[str, np.ndarray] = field(default_factory=dict)   # extra eval set -> int [N_set], manifest order
 
     def of_type(self, *types: str) -> list[Model]:
         return [m for m in self.models if m.type in types]
@@ -119,7 +122,12 @@ def load_task(manifest_path: Path, split: str = "validation") -> TaskEval:
         labels = _labels(folder, man["labels_eval"], n_classes)
         val_labels = _labels(folder, man["labels_validation"], n_classes) if man.get("labels_validation") else None
         run_seed = (man.get("seeds") or [read_config(folder.parent.parent).get("seed", 0)])[0]
-        models = [_model(folder, man, m, labels, val_labels, run_seed) for m in man["models"]]
+        extra_labels = {s: _labels(folder, e["labels"], n_classes).astype(np.int64)
+                        for s, e in (man.get("extra_eval") or {}).items()}
+        for s, e in (man.get("extra_eval") or {}).items():
+            if e.get("size", len(extra_labels[s])) != len(extra_labels[s]):
+                raise MtkdError(f"{folder / e['labels']}: {len(extra_labels[s])} labels, the manifest says {e['size']}")
+        models = [_model(folder, man, m, labels, val_labels, run_seed, extra_labels) for m in man["models"]]
         teacher_names = [m.method for m in models if m.type == "teacher"]
         if split == "eval":
             split_labels = labels
@@ -137,14 +145,14 @@ def load_task(manifest_path: Path, split: str = "validation") -> TaskEval:
                         float(man.get("temperature", 1.0)), labels.astype(np.int64), models,
                         teacher_names, split, split_labels.astype(np.int64), split_logits, manifest_path,
                         None if val_labels is None else val_labels.astype(np.int64), train_labels, train_logits,
-                        int(man.get("pos_label", 1)))
+                        int(man.get("pos_label", 1)), extra_labels)
     except (KeyError, TypeError) as e:
         raise MtkdError(f"{manifest_path}: malformed eval manifest (missing or bad field {e})") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise MtkdError(f"{manifest_path}: not a valid JSON file") from None
 
 
-def _model(folder: Path, man: dict, m: dict, labels, val_labels, run_seed: int) -> Model:
+def _model(folder: Path, man: dict, m: dict, labels, val_labels, run_seed: int, extra_labels: dict) -> Model:
     n_classes, metric = len(man["label_names"]), man["metric"]
     if m["type"] not in MODEL_TYPES:
         raise MtkdError(f"{folder / 'manifest.json'}: model '{m['method']}' has unknown type '{m['type']}'")
@@ -158,9 +166,15 @@ def _model(folder: Path, man: dict, m: dict, labels, val_labels, run_seed: int) 
     val_value = (m.get("validation_metrics") or {}).get(metric)
     if val_value is None and val_logits is not None:   # older runs: teachers' validation logits only
         val_value = compute_metrics(val_labels, val_logits.argmax(1), n_classes, man.get("pos_label", 1))[metric]
+    extra_files = m.get("extra_files") or {}
+    unknown = [s for s in extra_files if s not in extra_labels]
+    if unknown:
+        raise MtkdError(f"{folder / 'manifest.json'}: model '{m['method']}' has logits on extra eval set '{unknown[0]}', "
+                        f"which \"extra_eval\" does not list")
+    extra = {s: _logits(folder, f, len(extra_labels[s]), n_classes, f"{m['method']} on {s}") for s, f in extra_files.items()}
     return Model(m["method"], m["type"], seed_logits[seeds[0]], float("nan") if value is None else float(value),
                  list(m.get("teachers") or []), m.get("strategy"), seeds, seed_logits,
-                 float("nan") if val_value is None else float(val_value), val_logits)
+                 float("nan") if val_value is None else float(val_value), val_logits, extra)
 
 
 def _logits(folder: Path, name: str, n: int, c: int, what: str) -> np.ndarray:

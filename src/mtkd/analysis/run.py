@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mtkd.analysis import agreement, calibration, confidence, diversity, failures, figures, gap, significance, stability
+from mtkd.analysis import (agreement, calibration, confidence, diversity, failures, figures, gap, significance, slices,
+                           stability)
 from mtkd.analysis.load import SPLITS, TaskEval, eval_manifests, load_run
 from mtkd.io import atomic_write_bytes, atomic_write_text
 from mtkd.tasks import compute_metrics
@@ -35,7 +36,7 @@ def analyze(run_dir: Path, split: str = "validation", n_resamples: int = signifi
     summaries = {t.name: gap.task_summary(t, sigs[t.name]) for t in tasks}
     written: list[Path] = []
     tables = []
-    for name, title, description, table in _tables(tasks, split, sigs, average, summaries):
+    for name, title, description, table in _tables(tasks, split, sigs, average, summaries, n_resamples):
         written += table.write(out, name)
         tables.append({"name": name, "title": title, "description": description})
     success = gap.success_metrics(tasks, sigs, average)
@@ -132,7 +133,8 @@ def significance_table(sigs: dict[str, dict], average: dict | None) -> Table:
     return Table(significance.COLUMNS, [[fmt.get(c, cell)(r[c]) for c in significance.COLUMNS] for r in rows])
 
 
-def _tables(tasks: list[TaskEval], split: str, sigs: dict, average: dict | None, summaries: dict):
+def _tables(tasks: list[TaskEval], split: str, sigs: dict, average: dict | None, summaries: dict,
+            n_resamples: int = significance.stats.N_RESAMPLES):
     adv, gapc, shares, reg_acc, fails, conf, pairs, ceil, calib = ([] for _ in range(9))
     for t in tasks:
         s = summaries[t.name]
@@ -223,6 +225,18 @@ def _tables(tasks: list[TaskEval], split: str, sigs: dict, average: dict | None,
         ("agreement_accuracy", "Accuracy by agreement region (eval)",
          "Accuracy of every model on the examples of each region (n/a: empty region).",
          Table(["task", "model", "type"] + acc_cols + ["overall acc (%)"], reg_acc)),
+        ("worst_slices", "Worst slices of every model (selected on validation, reported on eval)",
+         "Per model, its weakest class (lowest recall) and weakest teacher-agreement region, each selected on "
+         "validation (val) and reported on eval (mean over seeds)"
+         + ("; its weakest extra eval set (no validation: selected on the sets themselves, run seed)"
+            if any(t.extra_labels for t in tasks) else "") + ". Accuracy in %; acc: the model's overall eval accuracy.",
+         slices.worst_slices_table(tasks)),
+        ("students_at_teacher_worst", "Students at each teacher's worst slice",
+         "Beat the teachers at their worst: for each teacher, its worst class, agreement region and extra eval set "
+         "(selected_on: validation, or the extra set itself, which has no validation; teacher's worst = yes on the "
+         "lowest of them), its accuracy there on eval, and every student's, with the difference in pp and its paired "
+         "bootstrap 95% interval over the slice's examples (pooled over seeds).",
+         slices.teacher_worst_table(tasks, n_resamples)),
         ("failure_categories", "Failure categories of student errors (eval)",
          "Each student error is exactly one of: all teachers wrong; transfer failure (every teacher right); "
          "error on disagreement (teachers disagree, at least one right). Shares are % of the student's errors; "
