@@ -136,20 +136,52 @@ def carve(labels: np.ndarray, n_out: int, groups: np.ndarray, train_only: np.nda
     return np.flatnonzero(~out), np.flatnonzero(out)
 
 
+def _automaton(words) -> ahocorasick.Automaton | None:
+    """An Aho-Corasick automaton finding any of the non-empty `words` inside a text; None when there are none."""
+    auto = ahocorasick.Automaton()
+    for v in words:
+        if v:
+            auto.add_word(v, v)
+    if len(auto) == 0:
+        return None
+    auto.make_automaton()
+    return auto
+
+
 def overlap_share(carved: list[tuple[str, ...]], kept: list[tuple[str, ...]]) -> float:
     """Share of `carved` examples having a text field that equals or is a substring of a text field of
     a `kept` example (the leakage measure recorded by the data stage)."""
     if not carved:
         return 0.0
-    auto = ahocorasick.Automaton()
-    for fields in carved:
-        for v in fields:
-            if v:
-                auto.add_word(v, v)
-    if len(auto) == 0:
+    auto = _automaton(v for fields in carved for v in fields)
+    if auto is None:
         return 0.0
-    auto.make_automaton()
     found = set()
     for t in {v for fields in kept for v in fields if v}:
         found.update(v for _, v in auto.iter(t))
     return sum(any(v in found for v in fields if v) for fields in carved) / len(carved)
+
+
+def held_out_content(texts: list[tuple[str, ...]], held_out: list[tuple[str, ...]], train: list[tuple[str, ...]],
+                     containment: bool = True) -> np.ndarray:
+    """bool [len(texts)]: the examples that would carry held-out (validation/eval) content into training,
+    dropped from a transfer set. An example is marked when one of its text fields
+    - equals a held-out text field, or, with `containment`,
+    - contains one (so overlap_share(held_out, transfer) = 0, the carve's leakage measure), or
+    - is contained in one while no `train` text contains it: content only held-out examples carry (a
+      phrase of one validation sentence). A phrase shared with train is train content already, as in the
+      carve, where a text inside two or more roots is train-only."""
+    words = {v for fields in held_out for v in fields if v}
+    if not containment:
+        return np.fromiter((any(v in words for v in fields) for fields in texts), dtype=bool, count=len(texts))
+    held = _automaton(words)
+    if held is None:
+        return np.zeros(len(texts), dtype=bool)
+
+    def found_in(patterns, corpus) -> set:   # the patterns that occur inside a text of corpus
+        auto = _automaton(patterns)
+        return set() if auto is None else {v for t in {v for f in corpus for v in f if v} for _, v in auto.iter(t)}
+    inside_held = found_in({v for fields in texts for v in fields}, held_out)
+    held_only = inside_held - found_in(inside_held, train)
+    return np.fromiter((any(v in held_only or next(held.iter(v), None) is not None for v in fields if v)
+                        for fields in texts), dtype=bool, count=len(texts))

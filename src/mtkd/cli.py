@@ -19,8 +19,9 @@ STAGE_COMMANDS = {   # the study's scripts, as stages of one cached pipeline
 }
 
 
-def demo_config_path() -> Path:
-    return Path(str(resources.files("mtkd") / "configs" / "demo.yaml"))
+def demo_config_path(transfer: bool = False) -> Path:
+    """The packaged demo config; `transfer`: the demo with a transfer set and an extra eval set."""
+    return Path(str(resources.files("mtkd") / "configs" / ("demo_transfer.yaml" if transfer else "demo.yaml")))
 
 
 class UsageError(Exception):
@@ -56,7 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser = with_debug
 
     d = sub.add_parser("demo", help="the built-in demo, end to end, offline")
-    d.add_argument("--out", default="runs/demo")
+    d.add_argument("--out", help="run directory (default: runs/demo, or runs/demo_transfer with --transfer)")
+    d.add_argument("--transfer", action="store_true",
+                   help="600 labelled sentences + a transfer set of 1,500 unlabelled ones, and an out-of-domain eval set")
     d.add_argument("--recompute", action="store_true", help="rebuild stale cached stages instead of refusing them")
     d.add_argument("overrides", nargs="*", default=[], help="key=value config overrides")
 
@@ -181,7 +184,9 @@ def _one_line(msg: str) -> str:
 def _dispatch(args) -> int:
     from . import experiments
     if args.command == "demo":
-        out = experiments.run_config(demo_config_path(), args.out, args.overrides, "report", args.recompute)
+        out = experiments.run_config(demo_config_path(args.transfer),
+                                     args.out or ("runs/demo_transfer" if args.transfer else "runs/demo"),
+                                     args.overrides, "report", args.recompute)
         print(f"done: {out / 'results' / 'master_results.md'}")
         print((out / "results" / "master_results.md").read_text())
         return 0

@@ -18,6 +18,18 @@ from .errors import MtkdError
 
 
 @dataclass
+class ExtraEvalConfig:
+    """A labelled set every model is also evaluated on (e.g. adversarial or out-of-domain), read as task files
+    are, with the task's label names; its own columns and layout (default: the task's)."""
+    name: str = ""                     # [A-Za-z0-9_-]+, not train / validation / eval / transfer
+    file: str = ""                     # .csv / .tsv / .jsonl / .json / .parquet
+    text_columns: list[str] | None = None   # default: the task's text columns
+    label_column: str | None = None    # default: the task's label_column
+    header: bool = True
+    columns: list[str] | None = None
+
+
+@dataclass
 class TaskConfig:
     name: str = "demo"                 # registry name: demo, sst2, mnli, qqp, mrpc, qnli, rte, cola, or any name with source file/hf
     source: str = "auto"               # auto | builtin | hf | glue_dir | file
@@ -42,6 +54,9 @@ class TaskConfig:
     group_by: str = "auto"             # auto (equal texts + containment for one-text tasks) | exact | none
     group_column: str | None = None    # examples with the same value here stay on one side of every carve
     demo_size: int = 2400              # builtin demo: number of generated training sentences
+    transfer_file: str | None = None   # unlabelled text the teachers label for the students (KD only; labels ignored)
+    transfer_from_train: int | None = None  # or: a seeded sample of N train rows max_train_examples left unused
+    extra_eval: list[ExtraEvalConfig] | None = None   # labelled sets every model is evaluated on besides eval
 
 
 @dataclass
@@ -111,6 +126,7 @@ class DistillConfig:
     single_teacher: bool = True        # one single-teacher KD student per teacher
     baseline: bool = True              # the no-KD student
     mode: str = "cached"               # cached | online
+    use_transfer: bool = True          # KD students also learn from the task's transfer set (when it has one)
 
 
 @dataclass
@@ -166,6 +182,7 @@ MODES = ("cached", "online")
 POOLINGS = ("auto", "cls", "mean")
 GROUP_BY = ("auto", "exact", "none")
 RESERVED_TASK_NAMES = ("results", "analysis", "sweeps")
+SPLIT_NAMES = ("train", "validation", "eval", "transfer")   # an extra eval set may not take one of these names
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -353,7 +370,7 @@ def validate(cfg: RunConfig) -> RunConfig:
             raise MtkdError(f"config: teachers.{t.name}.crossfit needs distill.mode: cached (online mode would label "
                             f"train with the teacher fitted on it)")
         _check_training(f"teachers.{t.name}", t, zero_epochs=t.kind == "hf")
-        _check_kind(t, d.mode)
+        _check_kind(t, d.mode, teacher_splits(cfg))
         if t.seed is not None and t.seed < 0:
             raise MtkdError(f"config: teachers.{t.name}.seed must be >= 0, got {t.seed}")
         if not t.C > 0:
@@ -413,6 +430,22 @@ def _check_task(t: TaskConfig):
         raise MtkdError(f"{where}: header: false needs columns: [...] naming every column in order")
     if t.columns is not None and len(set(t.columns)) != len(t.columns):
         raise MtkdError(f"{where}: columns must be unique, got {t.columns}")
+    if t.transfer_file and t.transfer_from_train is not None:
+        raise MtkdError(f"{where}: give transfer_file or transfer_from_train, not both")
+    if t.transfer_from_train is not None and t.transfer_from_train < 1:
+        raise MtkdError(f"{where}: transfer_from_train must be >= 1, got {t.transfer_from_train}")
+    names = [e.name for e in t.extra_eval or []]
+    for e in t.extra_eval or []:
+        if not e.name or not _safe_name(e.name) or e.name in SPLIT_NAMES:
+            raise MtkdError(f"{where}: extra_eval name '{e.name}' must use letters, digits, '-' and '_' only and "
+                            f"not be one of {', '.join(SPLIT_NAMES)}")
+        if names.count(e.name) > 1:
+            raise MtkdError(f"{where}: extra_eval lists '{e.name}' twice; name each set once")
+        if not e.file:
+            raise MtkdError(f"{where}: extra_eval set '{e.name}' needs file: PATH")
+        if e.header == bool(e.columns):
+            raise MtkdError(f"{where}: extra_eval set '{e.name}': header: false goes with columns: [...] naming "
+                            f"every column in order (and columns only with header: false)")
 
 
 def _check_seeds(cfg: RunConfig) -> None:
@@ -455,7 +488,16 @@ def first_seeds(seed: int, n: int) -> list[int]:
     return [seed, *itertools.islice(rest, n - 1)]
 
 
-def _check_kind(t: TeacherConfig, mode: str) -> None:
+def teacher_splits(cfg: RunConfig) -> list[str]:
+    """Every split teachers label: train, validation, eval, `transfer` when a task has a transfer set, and
+    each task's extra eval sets (a logits-file teacher needs a file for each)."""
+    has_transfer = any(t.transfer_file or t.transfer_from_train for t in cfg.tasks)
+    extra = [e.name for t in cfg.tasks for e in t.extra_eval or []]
+    from .logits import SPLITS
+    return list(dict.fromkeys([*SPLITS, *(["transfer"] if has_transfer else []), *extra]))
+
+
+def _check_kind(t: TeacherConfig, mode: str, splits=None) -> None:
     """What only some kinds allow: epochs 0 and label_order (hf), files and scores (logits)."""
     where = f"config: teachers.{t.name}"
     as_is = t.kind == "hf" and t.epochs == 0
@@ -476,12 +518,15 @@ def _check_kind(t: TeacherConfig, mode: str) -> None:
         if not t.files:
             raise MtkdError(f"{where}: kind logits needs files: {{train: PATH, validation: PATH, eval: PATH}}")
         from .logits import SPLITS
-        missing = [s for s in SPLITS if s not in t.files]
-        extra = [s for s in t.files if s not in SPLITS]
+        splits = splits or SPLITS
+        missing = [s for s in splits if s not in t.files]
+        extra = [s for s in t.files if s not in splits]
         if missing or extra:
-            raise MtkdError(f"{where}.files needs exactly the splits {', '.join(SPLITS)}"
+            hint = "" if set(missing) <= set(SPLITS) else \
+                " (the tasks' transfer set and extra eval sets are labelled by every teacher: score them too)"
+            raise MtkdError(f"{where}.files needs exactly the splits {', '.join(splits)}"
                             f"{'; missing ' + ', '.join(missing) if missing else ''}"
-                            f"{'; unknown ' + ', '.join(extra) if extra else ''}")
+                            f"{'; unknown ' + ', '.join(extra) if extra else ''}{hint}")
         if t.scores not in (None, "logits", "probs"):
             raise MtkdError(f"{where}.scores must be logits or probs, got '{t.scores}'")
         if t.crossfit:
@@ -625,7 +670,8 @@ def dump_yaml(cfg: RunConfig, folder: Path | None = None) -> str:
 # A relative path is relative to the file it is written in (a config's folder; RUN/config.yaml's is the
 # run directory), or to the working directory when given as a command-line override. Inside a loaded
 # config every local path is absolute.
-PATH_KEYS = {"tasks": ("glue_dir", "train_file", "eval_file"), "teachers": ("files",), "student": ()}   # str or {name: path}
+PATH_KEYS = {"tasks": ("glue_dir", "train_file", "eval_file", "transfer_file"), "teachers": ("files",),
+             "student": ()}   # str or {name: path}; and tasks' extra_eval[].file
 MAYBE_PATH_KEYS = {"tasks": ("dataset",), "teachers": ("model",), "student": ("model",)}   # or a hub id / builtin name
 
 
@@ -647,6 +693,10 @@ def _map_paths(data: dict, fn, base: Path | None) -> None:
         for item in items:
             if not isinstance(item, dict):
                 continue
+            extras = item.get("extra_eval") if section == "tasks" else None
+            for extra in extras if isinstance(extras, list) else []:
+                if isinstance(extra, dict) and isinstance(extra.get("file"), str) and extra["file"]:
+                    extra["file"] = fn(extra["file"])
             for key in PATH_KEYS[section]:
                 if isinstance(item.get(key), str) and item[key]:
                     item[key] = fn(item[key])

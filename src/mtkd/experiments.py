@@ -25,7 +25,7 @@ from .io import atomic_write_bytes, atomic_write_json, atomic_write_text, load_n
 from .logits import SPLITS, check_array, read_logits, store_fields
 from .models import encode, load_classifier, load_tokenizer
 from .recipe import Recipe, cached_teachers, fit_on_validation, gate_record, online_teachers, pooled_features
-from .tasks import TaskData, compute_metrics, load_task, table_values
+from .tasks import Split, TaskData, compute_metrics, load_task, table_values
 from .teachers import load_teacher, make_teacher, source_hashes
 from .teachers.crossfit import OUT_OF_FOLD, check_folds, out_of_fold_logits
 from .train import TrainSpec, predict, train
@@ -139,7 +139,12 @@ class Run:
 
     def _stages(self, tasks, upto, wanted, views, teacher_views):
         for task in tasks:
-            self.log(f"[{task.name}] {', '.join(f'{k} {len(v)}' for k, v in task.splits.items())} examples")
+            self.log(f"[{task.name}] {', '.join(f'{k} {len(v)}' for k, v in task.teacher_splits().items())} examples")
+            if task.transfer is not None:
+                tr = task.info["transfer"]
+                self.log(f"[{task.name}] transfer set: {tr['n']} unlabelled examples from "
+                         f"{tr.get('file') or 'the train rows max_train_examples left unused'}; {tr['dropped_overlap']} "
+                         f"text(s) sharing content with validation/eval dropped")
             self._data_stage(task)
             for v in teacher_views:
                 for t in self.cfg.teachers:
@@ -219,15 +224,16 @@ class Run:
     # ------------------------------------------------------------------ stages
     def _data_stage(self, task: TaskData):
         key = {"task": task.name, "label_names": task.label_names, "metric": task.metric, "pos_label": task.pos_label,
-               "fingerprints": task.fingerprints(),
+               "fingerprints": task.all_fingerprints(),
                "grouping": {k: task.info["validation"][k] for k in ("group_by", "group_column")}}
 
         def build(tmp, work):
-            for name, s in task.splits.items():
+            splits = task.teacher_splits()   # transfer: label -1
+            for name, s in splits.items():
                 lines = (json.dumps({"text": list(t), "label": int(y)}, ensure_ascii=False) for t, y in zip(s.texts, s.labels))
                 atomic_write_text(tmp / f"{name}.jsonl", "\n".join(lines) + "\n")
             return {"label_names": list(task.label_names), "metric": task.metric, "pos_label": task.pos_label,
-                    "splits": {k: {"n": len(v), "fingerprint": key["fingerprints"][k]} for k, v in task.splits.items()},
+                    "splits": {k: {"n": len(v), "fingerprint": key["fingerprints"][k]} for k, v in splits.items()},
                     "carve": task.info}   # how the splits were made: dropped rows, groups, validation overlap with train
         self.stage(self.out / task.name / "data", key, build, collective=False)
 
@@ -274,7 +280,7 @@ class Run:
     def _logits_key(self, task: TaskData, t) -> dict:
         teacher_manifest = read_json(self._teacher_dir(task, t) / "manifest.json")
         return {"teacher": self._teacher_key(task, t), "teacher_outputs": teacher_manifest["outputs"],
-                "label_names": task.label_names, "fingerprints": task.fingerprints()}
+                "label_names": task.label_names, "fingerprints": task.all_fingerprints()}
 
     def _logits_stage(self, task: TaskData, t):
         tdir = self._teacher_dir(task, t)
@@ -282,8 +288,7 @@ class Run:
         def build(tmp, work):
             teacher = load_teacher(t, task.label_names, self._teacher_seed(t), tdir / "model", self.cfg.eval_batch_size)
             arrays = {}
-            for split in SPLITS:
-                s = task.splits[split]
+            for split, s in task.teacher_splits().items():   # + transfer and extra eval sets
                 where = f"teacher {t.name} on {split}"
                 if split == "train" and t.crossfit:   # the out-of-fold logits of the teacher stage
                     where += " (out of fold)"
@@ -295,7 +300,7 @@ class Run:
                 arrays[split] = check_array(logits, where, len(s), task.num_labels)
                 save_npy(tmp / f"{split}.npy", arrays[split])
                 failpoint("logits:split_written")
-            return {**store_fields(t.name, task.label_names, arrays, task.fingerprints()),
+            return {**store_fields(t.name, task.label_names, arrays, task.all_fingerprints()),
                     "seed": self._teacher_seed(t), "train_out_of_fold": t.crossfit}
         return self.stage(self._logits_dir(task.name, t.name), self._logits_key(task, t), build)
 
@@ -312,10 +317,10 @@ class Run:
                       f"did not learn (diverged?); check its lr, epochs and data")
 
     def teacher_logits(self, task: TaskData, names, split: str) -> np.ndarray:
-        """[K, N, C] verified cached logits of teachers `names` on `split`."""
-        fps = task.fingerprints()
-        return np.stack([read_logits(self._logits_dir(task.name, n), split, task.label_names, fps[split],
-                                     len(task.splits[split])) for n in names])
+        """[K, N, C] verified cached logits of teachers `names` on `split` (transfer and extra sets too)."""
+        fps, n_split = task.all_fingerprints(), len(task.teacher_splits()[split])
+        return np.stack([read_logits(self._logits_dir(task.name, n), split, task.label_names, fps[split], n_split)
+                         for n in names])
 
     def _student_stage(self, task: TaskData, s: Student):
         cfg, st, d = self.cfg, self.cfg.student, self.cfg.distill
@@ -326,38 +331,61 @@ class Run:
             student = {k: v for k, v in student.items() if not k.startswith("sparsity")}
         key = {"student": student, "method": s.method, "seed": cfg.seed, "label_names": task.label_names,
                "fingerprints": task.fingerprints(), "length_grouping": cfg.length_grouping, **self._runtime_key()}
+        transfer = self.uses_transfer(task, s)
+        read = {f"{split}.npy" for split in (*SPLITS, *(["transfer"] if transfer else []))}   # teacher files it reads
         if s.type != "baseline":   # the metric picks the `weighted` teacher scores
             key.update(temperature=d.temperature, alpha=d.alpha, strategy=s.strategy, mode=d.mode, metric=task.metric,
                        pos_label=task.pos_label,
-                       teachers={n: read_json(self._logits_dir(task.name, n) / "manifest.json")["outputs"]
-                                 for n in s.teachers})
+                       teachers={n: {f: h for f, h in read_json(self._logits_dir(task.name, n) / "manifest.json")
+                                     ["outputs"].items() if f in read} for n in s.teachers})
             # new settings enter the key only when they act, so caches of runs without them stay valid
             key.update({f: getattr(d, f) for f in OPTIONS.get(s.strategy, {})})
             if d.calibrate:
                 key["calibrate"] = True
             if d.temperature == "auto":
                 key["temperature_grid"] = d.temperature_grid
+        fps = task.all_fingerprints()
+        if transfer:   # trained on train + the transfer set (KD only there)
+            key["transfer"] = fps["transfer"]
+        if task.extra:   # its logits on the extra eval sets are written at the end of its stage
+            key["extra_eval"] = {k: fps[k] for k in task.extra}
 
         def build(tmp, work):
             return self._train_student(task, s, tmp, work)
         return self.stage(self.student_dir(task.name, s.method), key, build)
+
+    def uses_transfer(self, task: TaskData, s: Student) -> bool:
+        """A KD student learns from the task's transfer set too (distill.use_transfer); no-KD never does."""
+        return s.type != "baseline" and self.cfg.distill.use_transfer and task.transfer is not None
+
+    def training_set(self, task: TaskData, s: Student) -> Split:
+        """What student `s` trains on: train, then (uses_transfer) the transfer set with labels -1, on which
+        the recipe's loss is the KD term alone."""
+        train = task.splits["train"]
+        if not self.uses_transfer(task, s):
+            return train
+        return Split([*train.texts, *task.transfer.texts], np.concatenate([train.labels, task.transfer.labels]))
 
     def _train_student(self, task: TaskData, s: Student, tmp: Path, work: Path) -> dict:
         """Distil one student with recipe.Recipe; with `temperature: auto` one per grid value, the
         validation-best kept. Writes its validation/eval logits, metrics (and gate.json for a gate)."""
         cfg, st, d = self.cfg, self.cfg.student, self.cfg.distill
         tok = load_tokenizer(st.model, st.trust_remote_code)
-        data = encode(tok, task.splits["train"].texts, st.max_length)
-        labels = torch.as_tensor(task.splits["train"].labels)
-        encoded = {split: encode(tok, task.splits[split].texts, st.max_length) for split in ("validation", "eval")}
+        train_set = self.training_set(task, s)
+        data = encode(tok, train_set.texts, st.max_length)
+        labels = torch.as_tensor(train_set.labels)
+        scored = {"validation": task.splits["validation"], "eval": task.splits["eval"], **task.extra}
+        encoded = {split: encode(tok, sp.texts, st.max_length) for split, sp in scored.items()}
         info, teachers, fitted = {}, None, None
+        if self.uses_transfer(task, s):
+            info["transfer"] = len(task.transfer)
         if s.type != "baseline":
             val = task.splits["validation"]
             fitted = fit_on_validation(self.teacher_logits(task, s.teachers, "validation"), val.labels,
                                        task.metric, task.num_labels, task.pos_label)
             info["teacher_validation_scores"] = dict(zip(s.teachers, fitted.scores.tolist()))
             info["teacher_calibration_temperatures"] = dict(zip(s.teachers, fitted.temperatures.tolist()))
-            teachers = self._target_source(task, s.teachers)
+            teachers = self._target_source(task, s.teachers, train_set, self.uses_transfer(task, s))
         grid = d.temperature_grid if d.temperature == "auto" and s.type != "baseline" else [d.temperature]
         best = None
         for T in grid:
@@ -394,6 +422,8 @@ class Run:
             logits = predict(model, encoded[split], cfg.eval_batch_size)
             save_npy(tmp / f"logits_{split}.npy", logits)
             metrics[split] = compute_metrics(sp.labels, logits.argmax(1), task.num_labels, task.pos_label)
+        for name in task.extra:   # the evaluate stage scores them
+            save_npy(tmp / f"logits_{name}.npy", predict(model, encoded[name], cfg.eval_batch_size))
         if recipe.gate is not None:
             feats = pooled_features(model, encoded["eval"], cfg.eval_batch_size)
             record = gate_record(recipe.gate, s.teachers, feats, self.teacher_logits(task, s.teachers, "eval"))
@@ -419,14 +449,18 @@ class Run:
                                                  task.num_labels, task.pos_label)[task.metric]}
         return evaluate
 
-    def _target_source(self, task: TaskData, names):
-        """idx -> teacher logits [K, B, C]: cached (a lookup by example index) or online (teachers run now)."""
+    def _target_source(self, task: TaskData, names, train_set: Split, transfer: bool):
+        """idx -> teacher logits [K, B, C] of the student's `train_set` (train, then the transfer set when
+        `transfer`): cached (a lookup by example index) or online (teachers run now)."""
         if self.cfg.distill.mode == "cached":
-            return cached_teachers(self.teacher_logits(task, names, "train"))
+            logits = self.teacher_logits(task, names, "train")
+            if transfer:
+                logits = np.concatenate([logits, self.teacher_logits(task, names, "transfer")], axis=1)
+            return cached_teachers(logits)
         by_name = {t.name: t for t in self.cfg.teachers}
         return online_teachers([load_teacher(by_name[n], task.label_names, self._teacher_seed(by_name[n]),
                                              self._teacher_dir(task, by_name[n]) / "model", self.cfg.eval_batch_size)
-                                for n in names], task.splits["train"].texts)
+                                for n in names], train_set.texts)
 
     def _evaluate_stage(self, task: TaskData):
         """RUN/<task>/eval (docs/run_dir.md): every model's eval and validation logits at each of its seeds,
@@ -446,12 +480,14 @@ class Run:
         inputs = {f"{d.parent.name}/{d.name}": read_json(d / "manifest.json")["outputs"] for d in folders}
         key = {"task": task.name, "metric": task.metric, "pos_label": task.pos_label, "fingerprints": task.fingerprints(), "inputs": inputs,
                "temperature": self.cfg.distill.temperature, "alpha": self.cfg.distill.alpha, "format": 2}
+        if task.extra:   # a task without extra eval sets keeps its key
+            key["extra_eval"] = {k: task.all_fingerprints()[k] for k in task.extra}
 
         def build(tmp, work):
-            y = {split: task.splits[split].labels for split in SPLITS}
-            for split in SPLITS:
+            y = {split: sp.labels for split, sp in {**task.splits, **task.extra}.items()}
+            for split in y:
                 save_npy(tmp / f"labels_{split}.npy", y[split])
-            fps = task.fingerprints()
+            fps = task.all_fingerprints()
 
             def teacher_split(folder, split):
                 return read_logits(folder, split, task.label_names, fps[split], len(y[split]))
@@ -475,7 +511,19 @@ class Run:
                         "metrics": mean_metrics([m["eval"] for m in seed_metrics.values()]),
                         "validation_metrics": mean_metrics([m["validation"] for m in seed_metrics.values()]),
                         "seeds": list(per_seed), "seed_files": files, "seed_validation_files": val_files,
-                        "seed_metrics": seed_metrics}
+                        "seed_metrics": seed_metrics, **extra_entry(method, next(iter(per_seed.values())), read)}
+
+            def extra_entry(method, folder, read) -> dict:
+                """The run seed's logits and metrics on each extra eval set: <method>.<set>.npy (docs/run_dir.md)."""
+                if not task.extra:
+                    return {}
+                files = {k: f"{method}.{k}.npy" for k in task.extra}
+                metrics = {}
+                for k, name in files.items():
+                    arr = read(folder, k)
+                    save_npy(tmp / name, arr)
+                    metrics[k] = compute_metrics(y[k], arr.argmax(1), task.num_labels, task.pos_label)
+                return {"extra_files": files, "extra_metrics": metrics}
 
             models, train_files = [], {}
             for n, per in teachers.items():
@@ -489,8 +537,10 @@ class Run:
                         raise MtkdError(f"{problem}; pass --recompute to rebuild it")
                 e = entry(s.method, s.type, per, student_split)
                 if s.type != "baseline":
-                    chosen = read_json(next(iter(per.values())) / "manifest.json").get("temperature")
-                    e.update(teachers=list(s.teachers), strategy=s.strategy, temperature=chosen)
+                    run_manifest = read_json(next(iter(per.values())) / "manifest.json")
+                    e.update(teachers=list(s.teachers), strategy=s.strategy, temperature=run_manifest.get("temperature"))
+                    if run_manifest.get("transfer"):   # distilled on train + this many transfer examples
+                        e["transfer"] = run_manifest["transfer"]
                 gate = next(iter(per.values())) / "gate.json"   # a learned gate's record (run seed)
                 if gate.is_file():
                     atomic_write_bytes(tmp / f"{s.method}.gate.json", gate.read_bytes())
@@ -503,7 +553,9 @@ class Run:
                     "reseed_teachers": self.cfg.reseed_teachers, "models": models, "teachers": list(teachers),
                     "validation_files": {m["method"]: m["validation_file"] for m in models if m["type"] == "teacher"},
                     "train_files": train_files, "labels_eval": "labels_eval.npy",
-                    "labels_validation": "labels_validation.npy", "labels_train": "labels_train.npy"}
+                    "labels_validation": "labels_validation.npy", "labels_train": "labels_train.npy",
+                    **({"transfer": task.info["transfer"]} if task.transfer is not None else {}),
+                    "extra_eval": {k: {"labels": f"labels_{k}.npy", "size": len(v)} for k, v in task.extra.items()}}
         # rebuilt rather than refused when stale: it holds nothing that is not in the stages it reads
         return stages.run(tdir / "eval", key, build, recompute=True, log=self.log, collective=False)
 
@@ -544,10 +596,11 @@ def write_master_table(out: Path, task_names: list[str], seeds: list[int]) -> Pa
     softmax probability; mean over seeds; lower is better); AVG = the mean of the official metrics only.
     A run of several seeds adds `<column>_sd` columns to the CSV (sample sd over seeds; empty for a model
     of one seed, e.g. teachers trained once) and shows "mean ± sd" in the Markdown."""
+    from .analysis.load import transfer_lines
     from .tables import Table
     from .tasks import METRIC_SHORT
     rows: dict[str, dict] = {}
-    columns, official = [], []
+    columns, official, notes = [], [], []
     for name in task_names:
         folder = Path(out) / name / "eval"
         if not (folder / "manifest.json").is_file():
@@ -557,6 +610,7 @@ def write_master_table(out: Path, task_names: list[str], seeds: list[int]) -> Pa
         columns += [*m["metric_columns"], ece_column]
         official.append(f"{m['task']}_{METRIC_SHORT[m['metric']]}")
         fake = TaskData(m["task"], tuple(m["label_names"]), m["metric"], {})
+        notes += transfer_lines(m)
         labels = load_npy(folder / m["labels_eval"])
         for model in m["models"]:
             row = rows.setdefault(model["method"], {"method": model["method"], "type": model["type"]})
@@ -588,7 +642,7 @@ def write_master_table(out: Path, task_names: list[str], seeds: list[int]) -> Pa
     if with_sd:
         md += (f"\nMean ± sample sd over seeds {', '.join(map(str, seeds))}; a cell without ± is a model "
                f"trained at one seed (teachers, unless reseed_teachers).\n")
-    atomic_write_text(res / "master_results.md", md)
+    atomic_write_text(res / "master_results.md", md + "".join(f"\n{n}\n" for n in notes))
     return res / "master_results.csv"
 
 

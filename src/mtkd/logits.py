@@ -85,16 +85,15 @@ def verify_run(run_dir: Path) -> tuple[list[str], list[str]]:
     lines, problems = [], []
     for tcfg in cfg.tasks:
         task = load_task(tcfg)
-        fps = task.fingerprints()
+        fps = task.all_fingerprints()
         for teacher in Run(cfg, run_dir).teacher_folders():   # every seed's, with reseed_teachers
             folder = run_dir / task.name / "logits" / teacher
-            for split in SPLITS:
-                s = task.splits[split]
+            for split, s in task.teacher_splits().items():   # + transfer and extra eval sets
                 try:
                     arr = read_logits(folder, split, task.label_names, fps[split], len(s))
                 except MtkdError as e:
                     problems.append(str(e))
                     continue
-                acc = 100 * float((arr.argmax(1) == s.labels).mean())
-                lines.append(f"ok  {task.name:8s} {teacher:16s} {split:10s} {arr.shape[0]:>7d}x{arr.shape[1]}  acc {acc:6.2f}%")
+                acc = f"acc {100 * float((arr.argmax(1) == s.labels).mean()):6.2f}%" if (s.labels >= 0).all() else "unlabelled"
+                lines.append(f"ok  {task.name:8s} {teacher:16s} {split:10s} {arr.shape[0]:>7d}x{arr.shape[1]}  {acc}")
     return lines, problems

@@ -32,12 +32,13 @@ from .errors import MtkdError
 from .experiments import Run, Student, mean_metrics, planned_students
 from .io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from .analysis import figures
+from .analysis.gap import gap_closed
 from .tables import Table, cell
 from .tasks import TaskData, table_values
 
 SWEEP_DIR = "sweeps"
-SWEEPABLE = ("distill.temperature", "distill.alpha", "seed")          # and every student.* key
-DISTILL_ONLY = {"distill.temperature", "distill.alpha"}                 # the baseline does not depend on these
+SWEEPABLE = ("distill.temperature", "distill.alpha", "distill.use_transfer", "seed")   # and every student.* key
+DISTILL_ONLY = {"distill.temperature", "distill.alpha", "distill.use_transfer"}   # the baseline does not depend on these
 SHORT = {"distill.temperature": "T"}                                    # folder and column names
 
 
@@ -190,6 +191,7 @@ class Result:
     val_official: dict[str, float]   # task -> official metric on validation (%): what selects a "best"
     val_avg: float
     preds: dict[str, np.ndarray] = field(default_factory=dict)   # task -> predicted eval labels (the point's run seed)
+    gap: dict[str, float] = field(default_factory=dict)   # task -> gap closed (%) on eval (KD students)
 
     def score(self, task: str | None = None, on: str = "eval") -> float:
         """The official metric of `task` (None: AVG over tasks) on eval or on validation."""
@@ -329,7 +331,22 @@ def point_results(sweep: Sweep, point: Point, tasks: list[TaskData]) -> list[Res
             val[task.name] = mean_metrics([m["validation"] for m in per_seed])[task.metric]
         out.append(Result(point, s.method, s.type, "base run" if from_base else "point", columns, official,
                           sum(official.values()) / len(official), val, sum(val.values()) / len(val), preds))
+    base = next((r for r in out if r.type == "baseline"), None)
+    for task in tasks if base else []:   # gap closed = 100 (student - no_kd) / (best teacher - no_kd), on eval
+        teacher = best_teacher_metric(sweep.folder / point.folder / task.name / "eval" / "manifest.json", task.metric)
+        for r in out:
+            if r.type in ("single", "multi") and teacher is not None:
+                r.gap[task.name] = gap_closed(r.official[task.name], base.official[task.name], teacher)
     return out
+
+
+def best_teacher_metric(manifest: Path, metric: str) -> float | None:
+    """The eval metric of the teacher with the highest validation metric (first on ties) of an eval manifest."""
+    if not manifest.is_file():
+        return None
+    teachers = [m for m in read_json(manifest)["models"] if m["type"] == "teacher" and m.get("validation_metrics")]
+    best = max(teachers, key=lambda m: m["validation_metrics"][metric], default=None)
+    return None if best is None else best["metrics"][metric]
 
 
 # ---------------------------------------------------------------- sweep outputs
@@ -337,9 +354,9 @@ def point_results(sweep: Sweep, point: Point, tasks: list[TaskData]) -> list[Res
 def results_table(sweep: Sweep, tasks: list[TaskData], results: list[Result]) -> Table:
     metric_columns = [c for t in tasks for c in t.metric_columns]
     header = ["point", *(p.short for p in sweep.params), "method", "type", *metric_columns, "AVG", "val_AVG",
-              "trained_in"]
+              *(f"{t.name}_gap_closed" for t in tasks), "trained_in"]
     rows = [[r.point.folder, *r.point.values, r.method, r.type, *(cell(r.columns.get(c)) for c in metric_columns),
-             cell(r.avg), cell(r.val_avg), r.trained_in] for r in results]
+             cell(r.avg), cell(r.val_avg), *(cell(r.gap.get(t.name)) for t in tasks), r.trained_in] for r in results]
     return Table(header, rows)
 
 

@@ -17,8 +17,8 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 from . import demo_data
-from .carve import carve, content_groups, overlap_share, stratified_sample
-from .config import TaskConfig
+from .carve import carve, content_groups, held_out_content, overlap_share, stratified_sample
+from .config import ExtraEvalConfig, TaskConfig
 from .errors import MtkdError
 from .readers import read_table
 
@@ -90,6 +90,8 @@ class TaskData:
     splits: dict[str, Split]           # train, validation, eval
     pos_label: int = 1                 # binary F1 scores this class
     info: dict = field(default_factory=dict)   # how the splits were made (recorded by the data stage)
+    transfer: Split | None = None      # unlabelled text (labels -1) the teachers label for KD only
+    extra: dict[str, Split] = field(default_factory=dict)   # extra labelled eval sets, by name
 
     @property
     def num_labels(self) -> int:
@@ -105,6 +107,18 @@ class TaskData:
         if getattr(self, "_fingerprints", None) is None:
             self._fingerprints = {k: s.fingerprint(self.label_names) for k, s in self.splits.items()}
         return dict(self._fingerprints)
+
+    def teacher_splits(self) -> dict[str, Split]:
+        """Every split the teachers label: train, validation, eval, then transfer and the extra eval sets
+        when the task has them."""
+        return {**self.splits, **({"transfer": self.transfer} if self.transfer is not None else {}), **self.extra}
+
+    def all_fingerprints(self) -> dict[str, str]:
+        """fingerprints() and those of the transfer and extra eval sets (keys only a task with them has)."""
+        if getattr(self, "_more", None) is None:
+            self._more = {k: s.fingerprint(self.label_names) for k, s in self.teacher_splits().items()
+                          if k not in self.splits}
+        return {**self.fingerprints(), **self._more}
 
 
 def compute_metrics(labels, preds, num_labels: int, pos_label: int = 1) -> dict[str, float]:
@@ -208,14 +222,72 @@ def load_task(cfg: TaskConfig) -> TaskData:
         eval_split = _to_split(evals, label_names)
     if cfg.max_eval_examples and len(eval_split) > cfg.max_eval_examples:
         eval_split = eval_split.subset(stratified_sample(eval_split.labels, cfg.max_eval_examples, SPLIT_SEED))
+    unused = []   # train rows max_train_examples did not keep: the pool of transfer_from_train
     if cfg.max_train_examples and len(train_split) > cfg.max_train_examples:
         keep = stratified_sample(train_split.labels, cfg.max_train_examples, SPLIT_SEED)
+        unused = [train_split.texts[i] for i in np.setdiff1d(np.arange(len(train_split)), keep)]
         train_split = train_split.subset(keep)
         train_groups = None if train_groups is None else [train_groups[i] for i in keep]
     train_split, val_split, _, info["validation"] = _carve(train_split, train_groups, cfg.validation_fraction, cfg,
                                                            containment, SPLIT_SEED, "validation")
     splits = {"train": train_split, "validation": val_split, "eval": eval_split}
-    return TaskData(cfg.name, tuple(label_names), metric, splits, pos_label, info)
+    transfer = None
+    if cfg.transfer_file or cfg.transfer_from_train:
+        transfer, info["transfer"] = _transfer(cfg, unused, [*val_split.texts, *eval_split.texts], train_split.texts,
+                                               bool(containment))
+    extra = {e.name: _extra_eval(cfg, e, label_names) for e in cfg.extra_eval or []}
+    if extra:
+        info["extra_eval"] = {k: {"n": len(v), "file": e.file} for (k, v), e in zip(extra.items(), cfg.extra_eval)}
+    return TaskData(cfg.name, tuple(label_names), metric, splits, pos_label, info, transfer, extra)
+
+
+def _transfer(cfg: TaskConfig, unused: list[tuple[str, ...]], held_out: list[tuple[str, ...]], train, containment: bool):
+    """(transfer Split with labels -1, its record). From `transfer_file` (text columns only), or a seeded
+    sample of `transfer_from_train` of the `unused` train rows. Texts that carry validation or eval content
+    (equal to one; with containment also containing one, or inside one and in no train text: see
+    carve.held_out_content) are dropped first, so no held-out content is distilled."""
+    where = f"task '{cfg.name}'"
+    if cfg.transfer_file:
+        columns = text_columns(cfg)
+        table = read_table(cfg.transfer_file, columns, cfg.header, cfg.columns)
+        texts = _raw(table.columns, columns, None, None, str(cfg.transfer_file)).texts
+        source = {"source": "file", "file": cfg.transfer_file, "dropped_rows": len(table.dropped)}
+    else:
+        texts, source = unused, {"source": "train", "unused_train_rows": len(unused)}
+    leaks = held_out_content(texts, held_out, train, containment) if cfg.group_by != "none" else np.zeros(len(texts), bool)
+    clean = [t for t, leak in zip(texts, leaks) if not leak]
+    if cfg.transfer_from_train:
+        n = cfg.transfer_from_train
+        if not unused:
+            raise MtkdError(f"{where}: transfer_from_train takes train rows max_train_examples left unused, and "
+                            f"it left none; set max_train_examples below the train source's size")
+        if n > len(clean):
+            raise MtkdError(f"{where}: transfer_from_train: {n} exceeds the {len(clean)} train rows left unused by "
+                            f"max_train_examples ({len(unused)} unused, {int(leaks.sum())} of them sharing content with "
+                            f"validation/eval)")
+        clean = [clean[i] for i in np.sort(np.random.default_rng(SPLIT_SEED + 2).choice(len(clean), n, replace=False))]
+    if not clean:
+        raise MtkdError(f"{where}: every transfer text shares content with validation/eval (carve.held_out_content); "
+                        f"nothing is left")
+    record = {**source, "n": len(clean), "dropped_overlap": int(leaks.sum())}
+    return Split(clean, np.full(len(clean), -1, dtype=np.int64)), record
+
+
+def label_column(cfg: TaskConfig) -> str:
+    """The task's label column name in its files (GLUE's for a GLUE folder)."""
+    spec = REGISTRY.get(cfg.name)
+    return spec.tsv_label if spec is not None and resolve_source(cfg) == "glue_dir" else cfg.label_column
+
+
+def _extra_eval(cfg: TaskConfig, e: ExtraEvalConfig, label_names) -> Split:
+    """An extra eval set: read as task files are, labels mapped to the task's label names (or refused)."""
+    columns, task_columns = list(e.text_columns or text_columns(cfg)), text_columns(cfg)
+    if len(columns) != len(task_columns):
+        raise MtkdError(f"task '{cfg.name}': extra eval set '{e.name}' has {len(columns)} text column(s) "
+                        f"{columns}, the task {len(task_columns)} {task_columns}")
+    label = e.label_column or label_column(cfg)
+    table = read_table(e.file, [*columns, label], e.header, e.columns)
+    return _to_split(_raw(table.columns, columns, label, None, f"extra eval set '{e.name}' ({e.file})"), list(label_names))
 
 
 def _carve(split: Split, user_groups, fraction: float, cfg: TaskConfig, containment: bool, seed: int, name: str):
@@ -272,14 +344,14 @@ def _label_index(value: str, label_names, where: str) -> int:
 
 def _raw(columns: dict[str, list], text_columns, label_column, group_column, where: str, dropped: int = 0) -> _Raw:
     """Cells -> _Raw: texts must be strings (kept byte for byte); labels become strings (an integer
-    label 1 -> '1'; missing -> '' = no label)."""
+    label 1 -> '1'; missing, or no label_column, -> '' = no label)."""
     for c in text_columns:
         for i, v in enumerate(columns[c], 1):
             if not isinstance(v, str):
                 raise MtkdError(f"{where}: example {i}: text column(s) {', '.join(text_columns)} must be strings, "
                                 f"got {type(v).__name__} in '{c}'")
     labels = []
-    for i, v in enumerate(columns[label_column], 1):
+    for i, v in enumerate(columns[label_column] if label_column else [None] * len(columns[text_columns[0]]), 1):
         if isinstance(v, bool) or not isinstance(v, (str, int, type(None))):
             raise MtkdError(f"{where}: example {i}: label must be a string or an integer, got {v!r}")
         labels.append("" if v is None else str(v))

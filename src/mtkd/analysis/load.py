@@ -99,6 +99,21 @@ def read_config(run_dir: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+def transfer_lines(manifest: dict) -> list[str]:
+    """The line that says which students of a task learned from its transfer set (none: no line)."""
+    tr = manifest.get("transfer")
+    if not tr:
+        return []
+    used = [m["method"] for m in manifest["models"] if m.get("transfer")]
+    where = f"the file {Path(tr['file']).name}" if tr.get("file") else "the train rows max_train_examples left unused"
+    if not used:
+        return [f"{manifest['task']}: a transfer set of {tr['n']} unlabelled examples ({where}) exists, "
+                f"but no student used it (distill.use_transfer: false)."]
+    return [f"{manifest['task']}: {', '.join(used)} learned from the labelled train split plus a transfer set of "
+            f"{tr['n']} unlabelled examples ({where}; KD term only, labels never used); the other students (no_kd "
+            f"always) saw only the labelled train split."]
+
+
 def config_task_names(run_dir: Path) -> list[str]:
     tasks = read_config(run_dir).get("tasks") or []
     names = [t if isinstance(t, str) else (t or {}).get("name") for t in tasks if isinstance(t, (str, dict))]

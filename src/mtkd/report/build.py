@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from mtkd.analysis.gap import verdict
-from mtkd.analysis.load import eval_manifests, read_config
+from mtkd.analysis.load import eval_manifests, read_config, transfer_lines
 from mtkd.analysis.run import analysis_problem
 from mtkd.errors import MtkdError
 from mtkd.io import atomic_write_text
@@ -157,6 +157,11 @@ def coverage_lines(run_dir: Path, manifests: list[Path], config: dict) -> list[s
                f"{len(by_type['single'])} single-teacher and {len(by_type['multi'])} multi-teacher students")
         task = man.get("task", p.parent.parent.name)
         lines.append(f"{task}: {has}; " + (f"missing: {', '.join(missing)}." if missing else "nothing missing."))
+        lines += transfer_lines(man)
+        if man.get("extra_eval"):
+            sets = ", ".join(f"{k} ({v['size']} examples)" for k, v in man["extra_eval"].items())
+            lines.append(f"{task}: every model is also evaluated on the extra eval set(s) {sets} "
+                         f"({task}/eval/manifest.json: extra_files, extra_metrics).")
     evaluated = {p.parent.parent.name for p in manifests}
     for t in config.get("tasks") or []:
         name = t if isinstance(t, str) else (t or {}).get("name") if isinstance(t, dict) else None

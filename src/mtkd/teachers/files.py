@@ -37,11 +37,16 @@ def sidecar(path: Path) -> Path:
     return path.with_suffix(".json")
 
 
+def splits_of(cfg: TeacherConfig) -> list[str]:
+    """The splits the teacher has files for: train, validation, eval, then any transfer / extra eval set."""
+    return [*SPLITS, *(s for s in cfg.files if s not in SPLITS)]
+
+
 def source_files(cfg: TeacherConfig) -> dict[str, Path]:
     """Every file the teacher reads (scores and .npy sidecars), by its name in the teacher's folder:
     `<split><suffix>` and `<split>.json`."""
     out = {}
-    for split in SPLITS:
+    for split in splits_of(cfg):
         p = Path(cfg.files[split])
         out[f"{split}{p.suffix}"] = p
         if p.suffix == ".npy":
@@ -117,7 +122,7 @@ def read_text_scores(path: Path, label_names, where: str) -> dict:
 class FileTeacher:
     def __init__(self, cfg: TeacherConfig, label_names, seed: int = 0):
         self.cfg, self.label_names = cfg, tuple(label_names)
-        self.files = {s: Path(cfg.files[s]) for s in SPLITS} if cfg.files else {}   # read from (after load: copies)
+        self.files = {s: Path(cfg.files[s]) for s in splits_of(cfg)} if cfg.files else {}   # read from (after load: copies)
         self.sources = dict(self.files)   # the user's files, named in messages
 
     def _where(self, split: str) -> str:
@@ -125,6 +130,8 @@ class FileTeacher:
 
     def split_logits(self, split: str, data) -> np.ndarray:
         """float32 [len(data), C] in the task's label order for the split `data` (a tasks.Split)."""
+        if split not in self.files:   # config.validate asks for every split; a teacher.json of another config may lack it
+            raise MtkdError(f"teacher {self.cfg.name}: no scores file for the {split} split; give files.{split}")
         path, where = self.files[split], self._where(split)
         if not path.is_file():
             raise MtkdError(f"{where} not found")
@@ -190,12 +197,12 @@ class FileTeacher:
         folder.mkdir(parents=True, exist_ok=True)
         for name, p in source_files(self.cfg).items():
             shutil.copyfile(p, folder / name)
-        atomic_write_json(folder / "teacher.json", {"files": {s: f"{s}{self.files[s].suffix}" for s in SPLITS},
+        atomic_write_json(folder / "teacher.json", {"files": {s: f"{s}{p.suffix}" for s, p in self.files.items()},
                                                     "scores": self.cfg.scores, "label_names": list(self.label_names)})
 
     def load(self, folder: Path) -> "FileTeacher":
         names = read_json(folder / "teacher.json")["files"]
-        self.files = {s: folder / names[s] for s in SPLITS}
+        self.files = {s: folder / f for s, f in names.items()}
         return self
 
 
@@ -218,10 +225,10 @@ def export_data(config_path, out: Path, fmt: str = "csv") -> list[Path]:
     for tcfg in load_config(config_path).tasks:
         task = load_task(tcfg)
         folder = Path(out) / task.name
-        for split in SPLITS:
-            s = task.splits[split]
+        for split, s in task.teacher_splits().items():   # + transfer (no label) and extra eval sets
             cols = _text_columns(s.texts)
-            rows = [{**dict(zip(cols, t)), "label": task.label_names[y]} for t, y in zip(s.texts, s.labels.tolist())]
+            rows = [{**dict(zip(cols, t)), "label": task.label_names[y] if y >= 0 else ""}
+                    for t, y in zip(s.texts, s.labels.tolist())]
             if fmt == "jsonl":
                 text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
             else:
@@ -233,8 +240,8 @@ def export_data(config_path, out: Path, fmt: str = "csv") -> list[Path]:
             atomic_write_text(folder / f"{split}.{fmt}", text)
             written.append(folder / f"{split}.{fmt}")
         atomic_write_json(folder / "fingerprints.json", {"task": task.name, "label_names": list(task.label_names),
-                                                         "fingerprints": task.fingerprints(),
-                                                         "examples": {k: len(v) for k, v in task.splits.items()}})
+                                                         "fingerprints": task.all_fingerprints(),
+                                                         "examples": {k: len(v) for k, v in task.teacher_splits().items()}})
         written.append(folder / "fingerprints.json")
     return written
 
@@ -255,7 +262,7 @@ def export_logits(run_dir: Path, teacher: str, out: Path) -> list[Path]:
         if not data.is_file():
             raise MtkdError(f"{run_dir}: task {tcfg.name} has no data stage yet; run extract-logits first")
         m = read_json(data)
-        for split in SPLITS:
+        for split in m["splits"]:   # train, validation, eval (+ transfer and extra eval sets)
             fp, n = m["splits"][split]["fingerprint"], m["splits"][split]["n"]
             arr = read_logits(run_dir / tcfg.name / "logits" / teacher, split, m["label_names"], fp, n)
             folder = Path(out) / tcfg.name
