@@ -1,7 +1,7 @@
 """Wall time of a 4-point sweep (student.lr over 4 values, one multi-teacher student per point) run one
 point after the other vs as Ray tasks on a local Ray with 2 workers. Goal: ratio <= 0.8 on 2 cores.
 
-    python bench/sweep_ray.py [--quick] [--out runs/bench_sweep_ray]
+    python bench/sweep_ray.py [--quick] [--examples N] [--out runs/bench_sweep_ray]
 
 The sequential sweep gets every core through torch's intra-op threads (torch.set_num_threads(cpus)); on
 Ray each point is a task of 1 CPU running 1 thread, 2 at a time. So the comparison is 2 points x 1 thread
@@ -38,6 +38,9 @@ def main():
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench_sweep_ray"))
     ap.add_argument("--quick", action="store_true", help="the tiny random student on 300 examples (a quick check)")
     ap.add_argument("--cpus", type=int, default=2, help="cores used by either side (Ray workers / torch threads)")
+    ap.add_argument("--examples", type=int, default=None,
+                    help="demo training sentences per point (default 1200; --quick 300): longer points amortise "
+                         "each Ray worker's start and imports")
     args = ap.parse_args()
 
     import torch
@@ -49,6 +52,7 @@ def main():
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     model, layers, n = ("tiny", 1, 300) if args.quick else ("minilm", 2, 1200)
+    n = args.examples or n
     (out / "base.yaml").write_text(BASE.format(n=n, model=model, layers=layers))
     run = out / "run"
     run_config(out / "base.yaml", run, until="logits", log=lambda m: None)
