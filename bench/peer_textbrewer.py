@@ -147,7 +147,8 @@ def main():
     ap.add_argument("--out", help="bench folder (default RUN/bench_peer)")
     args = ap.parse_args()
     run = Path(args.run)
-    base = yaml.safe_load((run / "config.yaml").read_text())
+    from mtkd.config import load_config, to_dict
+    base = to_dict(load_config(run / "config.yaml"))   # local paths resolved (RUN/config.yaml's are relative to RUN)
     teachers = [t for t in args.teachers.split(",") if t]
     seeds = [int(s) for s in args.seeds.split(",") if s]
     out = Path(args.out) if args.out else run / "bench_peer"
