@@ -1,6 +1,6 @@
 """Wall time of the full CPU pipeline on real SST-2 (configs/sst2_cpu.yaml: three teachers from the
 packaged MiniLM and TF-IDF, the no-KD student, three single-teacher students, every fusion strategy,
-one seed), with a per-stage breakdown read from the stage manifests. Goal: <= 30 min on 2 cores.
+every student at the config's seeds), with a per-stage breakdown read from the stage manifests. Goal: <= 30 min on 2 cores.
 
     python bench/pipeline.py [--glue-dir ../shared/data/glue] [--out runs/bench_pipeline]
 
