@@ -51,11 +51,36 @@ def test_resolved_config_round_trips(tmp_path):
     ("- 1\n- 2", [], "top level must be a mapping"),
     ("", ["distill.alpha"], "must look like key=value"),
     ("teachers: [{name: '../x'}]", [], "may only use letters"),
+    ("teachers: [{name: bert}, {name: tf, kind: tfidf}]\ndistill: {single_teacher: [tf, bret]}", [],
+     "distill.single_teacher names 'bret', which is not a teacher (did you mean 'bert'?)"),
 ])
 def test_bad_configs_are_one_line_errors(tmp_path, text, overrides, message):
     with pytest.raises(MtkdError) as e:
         load_config(write(tmp_path / "c.yaml", text), overrides)
     assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_single_teacher_students_for_the_named_teachers_only(tmp_path):
+    from mtkd.experiments import planned_students
+    from mtkd.report.build import coverage_lines
+    text = "teachers: [{name: a}, {name: b, kind: tfidf}, {name: c, kind: tfidf}]\ndistill: {strategies: [average]}"
+    path = write(tmp_path / "c.yaml", text)
+    methods = lambda over: [s.method for s in planned_students(load_config(path, over))]   # noqa: E731
+    assert methods([]) == ["no_kd", "kd_a", "kd_b", "kd_c", "multi_average"]
+    assert methods(["distill.single_teacher=[c, a]"]) == ["no_kd", "kd_a", "kd_c", "multi_average"]
+    assert methods(["distill.single_teacher=false"]) == ["no_kd", "multi_average"]
+    # the report's coverage expects the named single-teacher students only
+    man = tmp_path / "demo" / "eval" / "manifest.json"
+    man.parent.mkdir(parents=True)
+    models = [{"method": t, "type": "teacher"} for t in "abc"] + [
+        {"method": "no_kd", "type": "baseline"}, {"method": "kd_a", "type": "single", "teachers": ["a"]},
+        {"method": "multi_average", "type": "multi", "strategy": "average"}]
+    man.write_text(__import__("json").dumps({"task": "demo", "models": models}))
+    config = {"teachers": [{"name": t} for t in "abc"], "distill": {"strategies": ["average"], "single_teacher": ["a"]}}
+    assert not any("missing:" in line for line in coverage_lines(tmp_path, [man], config))
+    config["distill"]["single_teacher"] = ["a", "c"]
+    assert any("single-teacher student for c" in line and "for b" not in line
+               for line in coverage_lines(tmp_path, [man], config))
 
 
 def test_missing_config_file():

@@ -77,6 +77,26 @@ def test_temperature_sweep_retrains_only_students(base, capsys):
     assert "selected on validation" in (folder / "best.md").read_text()
 
 
+def test_calibrate_sweep_retrains_only_the_kd_students(base, capsys):
+    """distill.calibrate is sweepable like T: teachers and the baseline reused, the KD targets change."""
+    capsys.readouterr()
+    assert main(["sweep", str(base), "--param", "distill.calibrate=false,true", "--no-single"]) == 0
+    folder = base / "sweeps" / "calibrate"
+    table = rows(folder / "sweep_results.csv")
+    assert [(r["point"], r["method"]) for r in table] == [
+        (f"calibrate={v}", m) for v in ("false", "true") for m in ("no_kd", "multi_average")]
+    assert {r["trained_in"] for r in table if r["method"] == "no_kd"} == {"base run"}
+    assert not np.array_equal(student_logits(folder / "calibrate=false"), student_logits(folder / "calibrate=true"))
+    # the false point is the base run's student (same key), the true one is not
+    assert np.array_equal(student_logits(folder / "calibrate=false"), student_logits(base))
+    # calibrated_average calibrates already: refused in one line at the point that would calibrate twice
+    capsys.readouterr()
+    assert main(["sweep", str(base), "--param", "distill.calibrate=true", "--strategies", "calibrated_average",
+                 "--name", "twice"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "already calibrates" in err
+
+
 def test_best_markdown_selects_on_validation_and_reports_eval(tmp_path):
     """The point with the best validation AVG is named even when another point has the better eval AVG;
     the worst likewise by validation. Fails if best.md selected on eval."""

@@ -123,7 +123,7 @@ class DistillConfig:
     curriculum_end: float = 0.5        # curriculum: training progress at which the full ensemble is reached
     alpha: float = 0.7                 # weight of the KD term; 0 = plain fine-tuning
     strategies: list[str] = field(default_factory=lambda: ["average", "weighted", "best_per_sample", "learned_gating"])
-    single_teacher: bool = True        # one single-teacher KD student per teacher
+    single_teacher: bool | list[str] = True   # one single-teacher KD student per teacher (or per teacher named)
     baseline: bool = True              # the no-KD student
     mode: str = "cached"               # cached | online
     use_transfer: bool = True          # KD students also learn from the task's transfer set (when it has one)
@@ -324,6 +324,12 @@ def validate(cfg: RunConfig) -> RunConfig:
             raise MtkdError(f"config: distill.strategies lists '{s}' twice; list each strategy once")
         if s not in STRATEGIES:
             raise MtkdError(f"config: unknown fusion strategy '{s}'{_did_you_mean(s, STRATEGIES)}; known: {', '.join(STRATEGIES)}")
+    if isinstance(d.single_teacher, list):
+        names = [t.name for t in cfg.teachers]
+        for n in d.single_teacher:
+            if n not in names:
+                raise MtkdError(f"config: distill.single_teacher names '{n}', which is not a teacher"
+                                f"{_did_you_mean(n, names)}; teachers: {', '.join(names)}")
     if d.mode not in MODES:
         raise MtkdError(f"config: distill.mode must be one of {', '.join(MODES)}, got '{d.mode}'")
     if not _safe_name(cfg.name):   # the default run directory is runs/<name>

@@ -44,8 +44,9 @@ class Student:
 def planned_students(cfg: RunConfig) -> list[Student]:
     names = tuple(t.name for t in cfg.teachers)
     out = [Student("no_kd", "baseline")] if cfg.distill.baseline else []
-    if cfg.distill.single_teacher:
-        out += [Student(f"kd_{n}", "single", (n,), "average") for n in names]
+    single = cfg.distill.single_teacher
+    out += [Student(f"kd_{n}", "single", (n,), "average") for n in names
+            if single is True or isinstance(single, list) and n in single]
     out += [Student(f"multi_{s}", "multi", names, s) for s in cfg.distill.strategies]
     return out
 

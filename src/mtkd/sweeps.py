@@ -37,8 +37,8 @@ from .tables import Table, cell
 from .tasks import TaskData, table_values
 
 SWEEP_DIR = "sweeps"
-SWEEPABLE = ("distill.temperature", "distill.alpha", "distill.use_transfer", "seed")   # and every student.* key
-DISTILL_ONLY = {"distill.temperature", "distill.alpha", "distill.use_transfer"}   # the baseline does not depend on these
+SWEEPABLE = ("distill.temperature", "distill.alpha", "distill.use_transfer", "distill.calibrate", "seed")   # and every student.* key
+DISTILL_ONLY = {"distill.temperature", "distill.alpha", "distill.use_transfer", "distill.calibrate"}   # the baseline does not depend on these
 SHORT = {"distill.temperature": "T"}                                    # folder and column names
 
 

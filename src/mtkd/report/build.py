@@ -142,9 +142,11 @@ def coverage_lines(run_dir: Path, manifests: list[Path], config: dict) -> list[s
         missing = [f"teacher {t}" for t in expected_teachers if t not in teachers]
         if distill.get("baseline", True) and not by_type["baseline"]:
             missing.append("no-KD baseline")
-        if distill.get("single_teacher", True):
+        single = distill.get("single_teacher", True)
+        if single:
             covered = {tuple(m.get("teachers") or []) for m in by_type["single"]}
-            missing += [f"single-teacher student for {t}" for t in expected_teachers if (t,) not in covered]
+            missing += [f"single-teacher student for {t}" for t in expected_teachers
+                        if (t,) not in covered and (single is True or t in single)]
         if len(expected_teachers) >= 2:
             have = {m.get("strategy") or m["method"] for m in by_type["multi"]}
             if strategies:

@@ -1,0 +1,247 @@
+"""Do many voices beat one on real SST-2? Every strategy, with and without a transfer set, with and without
+calibration, at several seeds, on the teachers of configs/quality_sst2.yaml; writes docs/results-cpu.md.
+
+    python bench/quality_cpu.py --out runs/quality_sst2       # every variant, strategy and teacher: ~6 h on 2 cores
+    python bench/quality_cpu.py --out runs/quality_sst2 --variants transfer \
+        --strategies average,kl_sum --single-teachers minilm_l6,minilm_l3     # a part (what docs/results-cpu.md says)
+
+What runs (each step is an ordinary mtkd command, cached: rerunning finishes only what is missing; a
+variant run earlier in RUN is reported with the ones of this call):
+1. `mtkd train-baseline CONFIG --out RUN`: the teachers, their cached logits (train, validation, eval, the
+   transfer set, the extra eval sets) and the no-KD student at every seed of the config;
+2. one `mtkd sweep RUN --name <variant> --param ...` per variant: `plain` (distill.use_transfer=false),
+   `transfer` (+ the teacher-labelled transfer set), `calibrated` and `transfer+calibrated` (distill.calibrate:
+   true: every teacher's temperature fitted on validation before the strategy; --no-single, and without
+   calibrated_average, which calibrates already).
+Then every point is loaded as one pool of students ("<method> [<variant>]"); "best" is always selected on
+validation (mean over seeds) and reported on eval: best multi-teacher student vs best single-teacher student
+(paired bootstrap 95% CI over the eval examples, every seed; McNemar per seed, combined), per variant and
+over all variants; gap closed by the best student with its CI; the worst-slice tables (worst class, worst
+teacher-agreement region, worst extra eval set; every selected student at each teacher's worst slice).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from _common import machine_info  # noqa: E402
+
+from mtkd.analysis import gap, significance, slices, stats  # noqa: E402
+from mtkd.analysis.load import TaskEval, load_run  # noqa: E402
+from mtkd.tables import Table, cell  # noqa: E402
+
+VARIANTS = {   # variant -> the sweep params that make it (each variant is its own sweep RUN/sweeps/<variant>)
+    "plain": ["distill.use_transfer=false"],
+    "transfer": ["distill.use_transfer=true"],
+    "calibrated": ["distill.use_transfer=false", "distill.calibrate=true"],
+    "transfer+calibrated": ["distill.use_transfer=true", "distill.calibrate=true"],
+}
+
+
+def mtkd(*args: str, log) -> float:
+    """Run one mtkd command (its output to the log); its wall time in seconds."""
+    cmd = [sys.executable, "-m", "mtkd", *args]
+    log.write(f"$ mtkd {' '.join(args)}\n")
+    log.flush()
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
+    return time.perf_counter() - t0
+
+
+def seed_scores(task: TaskEval, m) -> np.ndarray:
+    """The official eval metric of model m at each of its seeds, in %."""
+    c = len(task.label_names)
+    return np.array([float(stats.metric_from_confusion(stats.confusion(task.labels, p, c), task.metric, task.pos_label))
+                     for p in m.seed_preds()])
+
+
+def merged(tasks: dict[str, TaskEval]) -> TaskEval:
+    """One task holding every variant's students (renamed "<method> [<variant>]") beside the teachers and
+    the no-KD baseline (the same in every variant: trained once, in the base run)."""
+    first = next(iter(tasks.values()))
+    models = [m for m in first.models if m.type in ("teacher", "baseline")]
+    for variant, t in tasks.items():
+        models += [replace(m, method=f"{m.method} [{variant}]") for m in t.of_type("single", "multi")]
+    return replace(first, models=models)
+
+
+def keep(task: TaskEval, names: set[str]) -> TaskEval:
+    return replace(task, models=[m for m in task.models if m.type == "teacher" or m.method in names])
+
+
+def pm(x: np.ndarray) -> str:
+    return f"{x.mean():.2f} ± {x.std(ddof=1):.2f}" if len(x) > 1 else f"{x.mean():.2f}"
+
+
+def students_table(task: TaskEval, variants: list[str], sig: dict) -> Table:
+    """Every model: eval metric mean ± sd over seeds per variant (validation mean in brackets: what selects)."""
+    sel = gap.selection(task)
+    by = {m.method: m for m in task.models}
+    rows = []
+    for m in task.of_type("teacher", "baseline"):
+        rows.append([m.method, m.type] + [f"{pm(seed_scores(task, m))} ({cell(m.val_metric)})"] + [""] * (len(variants) - 1))
+    methods = list(dict.fromkeys(m.method.rsplit(" [", 1)[0] for m in task.of_type("single", "multi")))
+    for base in methods:
+        row = [base, "single" if base.startswith("kd_") else "multi"]
+        for v in variants:
+            m = by.get(f"{base} [{v}]")
+            if m is None:
+                row.append("—")
+                continue
+            lo, hi = sig["gap_ci"].get(m.method, (math.nan, math.nan))
+            g = gap.gap_closed(m.metric, sel["baseline"].metric, sel["teacher"].metric)
+            row.append(f"{pm(seed_scores(task, m))} ({cell(m.val_metric)}); gap {cell(g, 0)}% [{cell(lo, 0)}, {cell(hi, 0)}]")
+        rows.append(row)
+    return Table(["model", "type", *variants], rows)
+
+
+def headline_rows(tasks: dict[str, TaskEval], pool: TaskEval, sig_pool: dict) -> Table:
+    rows = []
+    for name, t in [*tasks.items(), ("all variants", pool)]:
+        sig = sig_pool if t is pool else significance.task_significance(t)
+        h, sel = sig["headline"], gap.selection(t)
+        if h is None:
+            continue
+        best = sel["student"]
+        lo, hi = sig["gap_ci"].get(best.method, (math.nan, math.nan))
+        rows.append([name, h["method"], cell(h["method_validation"]), h["reference"], cell(h["reference_validation"]),
+                     cell(h["diff_pp"]), f"[{cell(h['ci_low'])}, {cell(h['ci_high'])}]", cell(h["p_value"], 3),
+                     gap.verdict(h["ci_low"], h["ci_high"]), best.method,
+                     f"{cell(gap.gap_closed(best.metric, sel['baseline'].metric, sel['teacher'].metric), 0)}% "
+                     f"[{cell(lo, 0)}, {cell(hi, 0)}]"])
+    return Table(["students", "best multi (val-selected)", "its val", "best single (val-selected)", "its val",
+                  "multi − single (pp, eval)", "95% CI", "McNemar p", "verdict", "best student (val-selected)",
+                  "its gap closed [95% CI]"], rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--config", default=str(ROOT / "configs" / "quality_sst2.yaml"))
+    ap.add_argument("--out", default=str(ROOT / "runs" / "quality_sst2"))
+    ap.add_argument("--doc", default=str(ROOT / "docs" / "results-cpu.md"))
+    ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of: {', '.join(VARIANTS)}")
+    ap.add_argument("--strategies", help="comma-separated (default: the config's)")
+    ap.add_argument("--single-teachers", help="comma-separated teacher names for single-teacher students "
+                    "(default: the config's distill.single_teacher, every teacher)")
+    args = ap.parse_args()
+    run = Path(args.out)
+    run.mkdir(parents=True, exist_ok=True)
+    cfg = yaml.safe_load(Path(args.config).read_text())
+    strategies = args.strategies.split(",") if args.strategies else cfg["distill"]["strategies"]
+    variants = args.variants.split(",")
+    for v in variants:
+        if v not in VARIANTS:
+            sys.exit(f"error: unknown variant '{v}'; known: {', '.join(VARIANTS)}")
+    base = ["train-baseline", args.config, "--out", str(run)]
+    if args.single_teachers:
+        base.append(f"distill.single_teacher=[{args.single_teachers}]")
+    steps = [("teachers, logits, no-KD students", base)]
+    for v in variants:
+        calibrated = "calibrate=true" in " ".join(VARIANTS[v])
+        cmd = ["sweep", str(run), "--name", v.replace("+", "_")]
+        for p in VARIANTS[v]:
+            cmd += ["--param", p]
+        if calibrated:   # calibrated_average calibrates already; single-teacher students are not re-run calibrated
+            cmd += ["--no-single", "--strategies", ",".join(s for s in strategies if s != "calibrated_average")]
+        else:
+            cmd += ["--strategies", ",".join(strategies)]
+        steps.append((f"students: {v}", cmd))
+    times = []
+    with open(run / "quality_cpu.log", "a", encoding="utf-8") as log:
+        for what, cmd in steps:
+            seconds = mtkd(*cmd, log=log)
+            times.append((what, "mtkd " + " ".join(cmd), seconds))
+            print(f"{what}: {seconds / 60:.1f} min", flush=True)
+    tasks = {}
+    for v in VARIANTS:   # every variant run so far (this call's or an earlier one's)
+        points = sorted((run / "sweeps" / v.replace("+", "_")).glob("*/config.yaml"))
+        if points:
+            tasks[v] = load_run(points[0].parent)[0]
+    pool = merged(tasks)
+    sig_pool = significance.task_significance(pool)
+    for r, p in zip(sig_pool["rows"], stats.holm([r["p_value"] for r in sig_pool["rows"]])):
+        r["p_holm"] = p
+    variants = list(tasks)
+    command = f"python bench/quality_cpu.py --out {args.out}" + "".join(
+        f" --{k.replace('_', '-')} {v}" for k, v in (("variants", args.variants), ("strategies", args.strategies),
+                                                    ("single_teachers", args.single_teachers)) if v)
+    # the worst-slice tables on the selected models only: per variant its best single and best multi
+    chosen = {m.method for m in pool.of_type("baseline")}
+    for t in tasks.values():
+        sel = gap.selection(t)
+        v = next(k for k, x in tasks.items() if x is t)
+        chosen |= {f"{sel[k].method} [{v}]" for k in ("single", "multi") if sel[k]}
+    small = keep(pool, chosen)
+    seeds = cfg.get("seeds") or [cfg.get("seed", 42)]
+    sel = gap.selection(pool)
+    lines = [
+        "# Many voices vs one on real SST-2 (CPU)",
+        "",
+        f"Measured by `{command}` "
+        f"({machine_info()}); config [`{Path(args.config).relative_to(ROOT) if Path(args.config).is_relative_to(ROOT) else args.config}`]"
+        "(../configs/quality_sst2.yaml).",
+        f"Seeds {', '.join(map(str, seeds))} for every student, on the same cached teachers. Eval = GLUE SST-2 dev "
+        f"({len(pool.labels)} sentences), never used to select or fit anything; validation = {len(pool.val_labels)} "
+        "phrases carved from train (group-aware), which selects every \"best\" below.",
+        "",
+        "## Headline: best multi-teacher student vs best single-teacher student",
+        "",
+        "Per variant and over all variants pooled (the bests chosen on validation among all of them). "
+        "Difference of the official metric (mean over seeds) on eval; paired bootstrap 95% CI over the eval "
+        "examples with every seed; McNemar p per seed combined. Gap closed = 100 (student − no-KD) / (best teacher − no-KD), "
+        "the teacher and the no-KD student selected on validation, CI from the same bootstrap.",
+        "",
+        headline_rows(tasks, pool, sig_pool).to_markdown(),
+        f"Best teacher (selected on validation): {sel['teacher'].method} {sel['teacher'].metric:.2f}; "
+        f"no-KD student: {pm(seed_scores(pool, sel['baseline']))}.",
+        "",
+        "## Every student",
+        "",
+        "Eval metric mean ± sd over seeds, (validation mean), gap closed % [95% CI]. "
+        "plain = labelled train only; transfer = + the teacher-labelled transfer set (KD term only); "
+        "calibrated = `distill.calibrate: true` (each teacher's temperature fitted on validation first); "
+        "— = not run (single-teacher students are not re-run calibrated; calibrated_average is calibrated already).",
+        "",
+        students_table(pool, variants, sig_pool).to_markdown(),
+        "## Every multi-teacher student vs the best single-teacher student (all variants pooled)",
+        "",
+        "Holm-corrected over the rows of this table.",
+        "",
+        Table(["multi-teacher student", "val", "reference", "diff (pp)", "ci_low", "ci_high", "p", "p_holm"],
+              [[r["method"], cell(r["method_validation"]), r["reference"], cell(r["diff_pp"]), cell(r["ci_low"]),
+                cell(r["ci_high"]), cell(r["p_value"], 3), cell(r["p_holm"], 3)]
+               for r in sorted(sig_pool["rows"], key=lambda r: -r["method_validation"])]).to_markdown(),
+        "## At their worst",
+        "",
+        "Worst class and worst teacher-agreement region selected on validation, reported on eval; worst extra set "
+        "(out-of-domain reviews: no validation, reported as measured). The no-KD student and each variant's "
+        "validation-selected best single and best multi student.",
+        "",
+        slices.worst_slices_table([small]).to_markdown(),
+        "Each teacher's worst slice of each kind, and each of those students there (difference to the teacher, paired "
+        "bootstrap 95% CI over the slice's examples):",
+        "",
+        slices.teacher_worst_table([small]).to_markdown(),
+        "## Wall time",
+        "",
+        Table(["step", "command", "minutes"], [[w, f"`{c}`", f"{s / 60:.1f}"] for w, c, s in times]).to_markdown(),
+        "(A rerun on a finished run folder is cached: these times are of the run that wrote this page only when "
+        "every step built its students.)",
+        "",
+    ]
+    Path(args.doc).write_text("\n".join(lines), encoding="utf-8")
+    print(f"wrote {args.doc}")
+
+
+if __name__ == "__main__":
+    main()
