@@ -1,0 +1,158 @@
+"""The whole study on CPU: `mtkd run configs/study_cpu.yaml` (four GLUE tasks, every student at the config's
+seeds), then the study's sweeps on two tasks (temperature, alpha at the validation-best temperature, the 3x3
+T x alpha grid; the validation-best single-teacher student and the study's four strategies), with the wall
+time of every stage per task, so a user knows what the study costs on their machine.
+
+    python bench/study_cpu.py --out runs/study_cpu                       # everything (many hours on 2 cores)
+    python bench/study_cpu.py --out runs/study_cpu --no-sweeps           # the main run only
+    python bench/study_cpu.py --out runs/study_cpu --tasks sst2,mrpc     # a part: these tasks only
+
+Every step is an ordinary mtkd command on RUN (cached: rerunning finishes only what is missing; a session that
+ends midway loses only the student being trained). The sweeps run in RUN/sweep_base, a run of the sweep tasks
+whose data, teacher, logit and no-KD stages are hard links to RUN's, at the run seed only (--sweep-seeds all:
+at every seed of the config). Last line: ratio=<minutes to train one seed of every student / 60> (the goal: <= 1).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from _common import machine_info  # noqa: E402
+
+STUDY = ["average", "weighted", "best_per_sample", "learned_gating"]
+
+
+def mtkd(args: list[str], log) -> float:
+    log.write(f"$ mtkd {' '.join(args)}\n")
+    log.flush()
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "mtkd", *args], check=True, stdout=log, stderr=subprocess.STDOUT)
+    return time.perf_counter() - t0
+
+
+def stage_seconds(run: Path, tasks: list[str]) -> dict[str, dict[str, float]]:
+    """task -> stage kind -> seconds, from the stage manifests (students split by type; one seed = the run seed)."""
+    out: dict[str, dict[str, float]] = {}
+    for task in tasks:
+        per = defaultdict(float)
+        for m in sorted((run / task).glob("*/*/manifest.json")) + sorted((run / task).glob("*/manifest.json")):
+            kind = m.parent.parent.name if m.parent.parent.name != task else m.parent.name
+            man = json.loads(m.read_text())
+            if kind == "students":
+                kind = f"students ({man.get('type')})"
+                if "@seed" not in m.parent.name:
+                    per["students, run seed only"] += man.get("seconds", 0.0)
+            per[kind] += man.get("seconds", 0.0)
+        out[task] = dict(per)
+    return out
+
+
+def link(src: Path, dst: Path) -> None:
+    if (dst / "manifest.json").is_file() or not (src / "manifest.json").is_file():
+        return
+    tmp = dst.with_name(f".{dst.name}.link-tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(dst, ignore_errors=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(src, tmp, copy_function=os.link)
+    os.replace(tmp, dst)
+
+
+def best_single_teachers(run: Path, tasks: list[str]) -> list[str]:
+    """Per sweep task, the teacher of the validation-selected best single-teacher student of the main run."""
+    from mtkd.analysis import gap
+    from mtkd.analysis.load import load_task
+    names = []
+    for task in tasks:
+        best = gap.selection(load_task(run / task / "eval" / "manifest.json"))["single"]
+        names += [t for t in (best.teachers if best else []) if t not in names]
+    return names
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--config", default=str(ROOT / "configs" / "study_cpu.yaml"))
+    ap.add_argument("--out", default=str(ROOT / "runs" / "study_cpu"))
+    ap.add_argument("--tasks", help="comma-separated: run only these tasks of the config")
+    ap.add_argument("--sweep-tasks", default="sst2,mrpc")
+    ap.add_argument("--no-sweeps", action="store_true")
+    ap.add_argument("--sweep-seeds", choices=("run", "all"), default="run")
+    ap.add_argument("--temperatures", default="1,2,4,6,8")
+    ap.add_argument("--alphas", default="0.3,0.5,0.7,0.9")
+    ap.add_argument("--grid", default="2,4,8 x 0.5,0.7,0.9", help="T values x alpha values of the joint grid")
+    args = ap.parse_args()
+    run = Path(args.out)
+    run.mkdir(parents=True, exist_ok=True)
+    cfg = yaml.safe_load(Path(args.config).read_text())
+    all_tasks = [t["name"] if isinstance(t, dict) else t for t in cfg["tasks"]]
+    tasks = args.tasks.split(",") if args.tasks else all_tasks
+    for t in tasks + args.sweep_tasks.split(","):
+        if t not in all_tasks:
+            sys.exit(f"error: task '{t}' is not in {args.config} (its tasks: {', '.join(all_tasks)})")
+    keep = [f"tasks={json.dumps([t for t in cfg['tasks'] if (t['name'] if isinstance(t, dict) else t) in tasks])}"] \
+        if args.tasks else []
+    times = []
+    log = open(run / "study_cpu.log", "a", encoding="utf-8")
+    print(machine_info(), flush=True)
+    seconds = mtkd(["run", args.config, "--out", str(run), *keep], log)
+    times.append(("main run (mtkd run)", seconds))
+    print(f"main run: {seconds / 60:.1f} min", flush=True)
+
+    if not args.no_sweeps:
+        sweep_tasks = [t for t in args.sweep_tasks.split(",") if t in tasks]
+        base = run / "sweep_base"
+        for task in sweep_tasks:
+            for folder in ("data", "teachers", "logits"):
+                for src in sorted((run / task / folder).glob("*")) if folder != "data" else [run / task / "data"]:
+                    link(src, base / task / folder / src.name if folder != "data" else base / task / "data")
+            for src in sorted((run / task / "students").glob("no_kd*")):
+                link(src, base / task / "students" / src.name)
+        over = [f"tasks={json.dumps([t for t in cfg['tasks'] if (t['name'] if isinstance(t, dict) else t) in sweep_tasks])}",
+                f"distill.strategies=[{','.join(STUDY)}]",
+                f"distill.single_teacher=[{','.join(best_single_teachers(run, sweep_tasks))}]"]
+        if args.sweep_seeds == "run":
+            over.append("seeds=null")
+        seconds = mtkd(["evaluate", args.config, "--out", str(base), *over], log)
+        times.append(("sweep base run", seconds))
+        t_best = None
+        steps = [("temperature sweep", ["--param", f"distill.temperature={args.temperatures}", "--name", "T"])]
+        grid_t, grid_a = (s.strip() for s in args.grid.split("x"))
+        for what, params in steps + [("alpha sweep", None), ("T x alpha grid", ["--param", f"distill.temperature={grid_t}",
+                                                                               "--param", f"distill.alpha={grid_a}"])]:
+            if params is None:   # alpha at the validation-best temperature of the multi-teacher students
+                rows = list(__import__("csv").DictReader(open(base / "sweeps" / "T" / "sweep_results.csv")))
+                multi = [r for r in rows if r["type"] == "multi"]
+                t_best = max(multi, key=lambda r: float(r["val_AVG"]))["T"]
+                params = ["--param", f"distill.temperature={t_best}", "--param", f"distill.alpha={args.alphas}",
+                          "--name", "alpha"]
+            seconds = mtkd(["sweep", str(base), *params], log)
+            times.append((what, seconds))
+            print(f"{what}: {seconds / 60:.1f} min", flush=True)
+        mtkd(["report", str(base)], log)
+
+    per = stage_seconds(run, tasks)
+    stages = sorted({k for v in per.values() for k in v})
+    print(f"\n{'stage':32s}" + "".join(f"{t:>10s}" for t in tasks) + f"{'all':>10s}   (minutes)")
+    for s in stages:
+        vals = [per[t].get(s, 0.0) / 60 for t in tasks]
+        print(f"{s:32s}" + "".join(f"{v:10.1f}" for v in vals) + f"{sum(vals):10.1f}")
+    for what, s in times:
+        print(f"{what:32s} wall {s / 60:.1f} min")
+    one_seed = sum(per[t].get("students, run seed only", 0.0) for t in tasks) / 60
+    print(f"one seed of every student: {one_seed:.1f} min")
+    print(f"ratio={one_seed / 60:.3f}")
+
+
+if __name__ == "__main__":
+    main()
