@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _common import machine_info  # noqa: E402
 
 from mtkd.analysis import gap, significance, slices, stats  # noqa: E402
-from mtkd.analysis.load import TaskEval, load_run  # noqa: E402
+from mtkd.analysis.load import Model, TaskEval, load_run  # noqa: E402
 from mtkd.tables import Table, cell  # noqa: E402
 
 VARIANTS = {   # variant -> the sweep params that make it (each variant is its own sweep RUN/sweeps/<variant>)
@@ -54,8 +54,16 @@ def mtkd(*args: str, log) -> float:
     log.write(f"$ mtkd {' '.join(args)}\n")
     log.flush()
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
+    if subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode:
+        sys.exit(f"error: `mtkd {' '.join(args)}` failed; its output is in {log.name}")
     return time.perf_counter() - t0
+
+
+def built_seconds(folder: Path, pattern: str) -> tuple[float, int]:
+    """Total seconds recorded in the manifests of the stage folders matching `pattern` (when they were built)."""
+    import json
+    found = [json.loads(m.read_text()).get("seconds", 0.0) for m in folder.glob(f"{pattern}/manifest.json")]
+    return sum(found), len(found)
 
 
 def seed_scores(task: TaskEval, m) -> np.ndarray:
@@ -63,6 +71,26 @@ def seed_scores(task: TaskEval, m) -> np.ndarray:
     c = len(task.label_names)
     return np.array([float(stats.metric_from_confusion(stats.confusion(task.labels, p, c), task.metric, task.pos_label))
                      for p in m.seed_preds()])
+
+
+def with_baseline(run: Path, task: TaskEval, seeds: list[int]) -> TaskEval:
+    """`task` (a sweep point) with the no-KD student of the base run, where the sweep trained it (once, for
+    every variant: it never sees the transfer set nor a teacher), read from its stage folders."""
+    if task.of_type("baseline"):
+        return task
+    folders = [run / task.name / "students" / ("no_kd" if i == 0 else f"no_kd@seed{s}") for i, s in enumerate(seeds)]
+    seed_logits = {s: np.load(f / "logits_eval.npy") for s, f in zip(seeds, folders)}
+    val = [np.load(f / "logits_validation.npy") for f in folders]
+    c = len(task.label_names)
+    score = lambda y, lg: float(stats.metric_from_confusion(stats.confusion(y, lg.argmax(1), c), task.metric,  # noqa: E731
+                                                             task.pos_label))
+    extra = {n: np.load(folders[0] / f"logits_{n}.npy") for n in task.extra_labels
+             if (folders[0] / f"logits_{n}.npy").is_file()}
+    model = Model("no_kd", "baseline", seed_logits[seeds[0]], float(np.mean([score(task.labels, lg) for lg in seed_logits.values()])),
+                  seeds=list(seeds), seed_logits=seed_logits, val_metric=float(np.mean([score(task.val_labels, lg) for lg in val])),
+                  val_logits=val[0], extra_logits=extra)
+    teachers = task.of_type("teacher")
+    return replace(task, models=[*teachers, model, *task.of_type("single", "multi")])
 
 
 def merged(tasks: dict[str, TaskEval]) -> TaskEval:
@@ -124,6 +152,19 @@ def headline_rows(tasks: dict[str, TaskEval], pool: TaskEval, sig_pool: dict) ->
                   "its gap closed [95% CI]"], rows)
 
 
+def cost_rows(run: Path, tasks: dict) -> list[list[str]]:
+    task = next(iter(tasks.values())).name
+    rows = []
+    for what, folder, pattern in [("teachers (fit, cross-fit)", run / task, "teachers/*"),
+                                  ("teacher logits (every split)", run / task, "logits/*"),
+                                  ("no-KD students", run / task, "students/no_kd*")] + \
+            [(f"students: {v}", p, "students/*") for v in tasks
+             for p in sorted((run / "sweeps" / v.replace("+", "_")).glob("*/" + task))]:
+        seconds, n = built_seconds(folder, pattern)
+        rows.append([what, str(n), f"{seconds / 60:.1f}"])
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", default=str(ROOT / "configs" / "quality_sst2.yaml"))
@@ -142,7 +183,7 @@ def main() -> None:
     for v in variants:
         if v not in VARIANTS:
             sys.exit(f"error: unknown variant '{v}'; known: {', '.join(VARIANTS)}")
-    base = ["train-baseline", args.config, "--out", str(run)]
+    base = ["train-baseline", args.config, "--out", str(run), "--recompute"]   # only stale stages are rebuilt
     if args.single_teachers:
         base.append(f"distill.single_teacher=[{args.single_teachers}]")
     steps = [("teachers, logits, no-KD students", base)]
@@ -162,17 +203,19 @@ def main() -> None:
             seconds = mtkd(*cmd, log=log)
             times.append((what, "mtkd " + " ".join(cmd), seconds))
             print(f"{what}: {seconds / 60:.1f} min", flush=True)
+    seeds = cfg.get("seeds") or [cfg.get("seed", 42)]
     tasks = {}
     for v in VARIANTS:   # every variant run so far (this call's or an earlier one's)
         points = sorted((run / "sweeps" / v.replace("+", "_")).glob("*/config.yaml"))
         if points:
-            tasks[v] = load_run(points[0].parent)[0]
+            tasks[v] = with_baseline(run, load_run(points[0].parent)[0], seeds)
     pool = merged(tasks)
     sig_pool = significance.task_significance(pool)
     for r, p in zip(sig_pool["rows"], stats.holm([r["p_value"] for r in sig_pool["rows"]])):
         r["p_holm"] = p
     variants = list(tasks)
-    command = f"python bench/quality_cpu.py --out {args.out}" + "".join(
+    default_config = args.config == ap.get_default("config")
+    command = f"python bench/quality_cpu.py --out {args.out}" + ("" if default_config else f" --config {args.config}") + "".join(
         f" --{k.replace('_', '-')} {v}" for k, v in (("variants", args.variants), ("strategies", args.strategies),
                                                     ("single_teachers", args.single_teachers)) if v)
     # the worst-slice tables on the selected models only: per variant its best single and best multi
@@ -182,17 +225,19 @@ def main() -> None:
         v = next(k for k, x in tasks.items() if x is t)
         chosen |= {f"{sel[k].method} [{v}]" for k in ("single", "multi") if sel[k]}
     small = keep(pool, chosen)
-    seeds = cfg.get("seeds") or [cfg.get("seed", 42)]
     sel = gap.selection(pool)
+    config = Path(args.config).resolve()
+    config_name = config.relative_to(ROOT) if config.is_relative_to(ROOT) else config
+    worst = slices.teacher_worst_table([small])
+    worst.rows = [r for r in worst.rows if r[worst.columns.index("teacher's worst")] == "yes"]
     lines = [
-        "# Many voices vs one on real SST-2 (CPU)",
+        f"# Many voices vs one: {pool.name} on CPU",
         "",
         f"Measured by `{command}` "
-        f"({machine_info()}); config [`{Path(args.config).relative_to(ROOT) if Path(args.config).is_relative_to(ROOT) else args.config}`]"
-        "(../configs/quality_sst2.yaml).",
-        f"Seeds {', '.join(map(str, seeds))} for every student, on the same cached teachers. Eval = GLUE SST-2 dev "
-        f"({len(pool.labels)} sentences), never used to select or fit anything; validation = {len(pool.val_labels)} "
-        "phrases carved from train (group-aware), which selects every \"best\" below.",
+        f"({machine_info()}); config `{config_name}`.",
+        f"Seeds {', '.join(map(str, seeds))} for every student, on the same cached teachers. Eval: "
+        f"{len(pool.labels)} examples, never used to select or fit anything; validation: {len(pool.val_labels)} "
+        "examples carved from train (group-aware), which selects every \"best\" below.",
         "",
         "## Headline: best multi-teacher student vs best single-teacher student",
         "",
@@ -228,15 +273,18 @@ def main() -> None:
         "validation-selected best single and best multi student.",
         "",
         slices.worst_slices_table([small]).to_markdown(),
-        "Each teacher's worst slice of each kind, and each of those students there (difference to the teacher, paired "
-        "bootstrap 95% CI over the slice's examples):",
+        "Each teacher at its worst (the lowest of its worst class, worst region and worst extra set, by the "
+        "selection score), and each of those students there: difference to the teacher, paired bootstrap 95% CI "
+        "over the slice's examples (a student beats the teacher at its worst where ci_low > 0):",
         "",
-        slices.teacher_worst_table([small]).to_markdown(),
+        worst.to_markdown(),
         "## Wall time",
         "",
-        Table(["step", "command", "minutes"], [[w, f"`{c}`", f"{s / 60:.1f}"] for w, c, s in times]).to_markdown(),
-        "(A rerun on a finished run folder is cached: these times are of the run that wrote this page only when "
-        "every step built its students.)",
+        "Seconds recorded by each stage when it was built (so a cached rerun reports the original cost); "
+        "the commands, in order:",
+        "",
+        Table(["what", "stages", "minutes"], cost_rows(run, tasks)).to_markdown(),
+        "\n".join(f"- `{c}`" for _, c, _ in times),
         "",
     ]
     Path(args.doc).write_text("\n".join(lines), encoding="utf-8")

@@ -37,7 +37,8 @@ def mtkd(args: list[str], log) -> float:
     log.write(f"$ mtkd {' '.join(args)}\n")
     log.flush()
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "mtkd", *args], check=True, stdout=log, stderr=subprocess.STDOUT)
+    if subprocess.run([sys.executable, "-m", "mtkd", *args], stdout=log, stderr=subprocess.STDOUT).returncode:
+        sys.exit(f"error: `mtkd {' '.join(args)}` failed; its output is in {log.name}")
     return time.perf_counter() - t0
 
 
