@@ -81,6 +81,23 @@ def best_single_teachers(run: Path, tasks: list[str]) -> list[str]:
     return names
 
 
+def publish(run: Path, dest: Path) -> None:
+    """The run's report (md + html), config, master table and analysis, and every sweep's tables and plots."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("report.md", "report.html", "config.yaml"):
+        if (run / name).is_file():
+            shutil.copy2(run / name, dest / name)
+    for sub in ("results", "analysis"):
+        if (run / sub).is_dir():
+            shutil.copytree(run / sub, dest / sub, dirs_exist_ok=True)
+    for sweep in sorted((run / "sweep_base" / "sweeps").glob("*")):
+        out = dest / "sweeps" / sweep.name
+        out.mkdir(parents=True, exist_ok=True)
+        for f in sweep.iterdir():
+            if f.is_file() and f.suffix in (".md", ".csv", ".png"):
+                shutil.copy2(f, out / f.name)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", default=str(ROOT / "configs" / "study_cpu.yaml"))
@@ -92,6 +109,8 @@ def main() -> None:
     ap.add_argument("--temperatures", default="1,2,4,6,8")
     ap.add_argument("--alphas", default="0.3,0.5,0.7,0.9")
     ap.add_argument("--grid", default="2,4,8 x 0.5,0.7,0.9", help="T values x alpha values of the joint grid")
+    ap.add_argument("--publish", metavar="DIR", help="copy the report, tables, plots and sweeps into DIR "
+                    "(e.g. docs/results/study_cpu)")
     args = ap.parse_args()
     run = Path(args.out)
     run.mkdir(parents=True, exist_ok=True)
@@ -142,6 +161,8 @@ def main() -> None:
             print(f"{what}: {seconds / 60:.1f} min", flush=True)
         mtkd(["report", str(base)], log)
 
+    if args.publish:
+        publish(run, Path(args.publish))
     per = stage_seconds(run, tasks)
     stages = sorted({k for v in per.values() for k in v})
     print(f"\n{'stage':32s}" + "".join(f"{t:>10s}" for t in tasks) + f"{'all':>10s}   (minutes)")
