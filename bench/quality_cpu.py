@@ -189,7 +189,7 @@ def main() -> None:
     steps = [("teachers, logits, no-KD students", base)]
     for v in variants:
         calibrated = "calibrate=true" in " ".join(VARIANTS[v])
-        cmd = ["sweep", str(run), "--name", v.replace("+", "_")]
+        cmd = ["sweep", str(run), "--name", v.replace("+", "_"), "--recompute"]   # another strategy list: only new students
         for p in VARIANTS[v]:
             cmd += ["--param", p]
         if calibrated:   # calibrated_average calibrates already; single-teacher students are not re-run calibrated
