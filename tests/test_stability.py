@@ -92,3 +92,14 @@ def test_analysis_steadiness_table_on_a_multi_seed_run(tmp_path):
     assert "steadiness" in [t["name"] for t in json.loads((out / "manifest.json").read_text())["tables"]]
     single = analyze(build_fake_run(tmp_path / "one"), n_resamples=200)
     assert not (single / "steadiness.csv").exists()
+    # accuracy by agreement region pools the seeds too (the mean of each seed's region accuracy)
+    from mtkd.analysis import agreement
+    labels = np.load(run / "bin" / "eval" / man["labels_eval"])
+    teachers = np.stack([np.load(run / "bin" / "eval" / m["file"]).argmax(1) for m in man["models"] if m["type"] == "teacher"])
+    region = agreement.regions(teachers)
+    by_hand = np.mean([agreement.region_accuracy(p, labels, region) for p in preds], axis=0)
+    with open(out / "agreement_accuracy.csv", newline="") as f:
+        row = next(r for r in csv.DictReader(f) if (r["task"], r["model"]) == ("bin", "multi_average"))
+    cells = list(row.values())[3:3 + len(by_hand)]
+    assert [float(c) if c != "n/a" else math.nan for c in cells] == pytest.approx(list(by_hand), abs=0.005, nan_ok=True)
+    assert float(row["overall acc (%)"]) == pytest.approx(100 * np.mean([np.mean(p == labels) for p in preds]), abs=0.005)

@@ -152,10 +152,11 @@ def _tables(tasks: list[TaskEval], split: str, sigs: dict, average: dict | None,
         region = agreement.regions(tp) if len(tp) else np.zeros(len(t.labels), dtype=int)
         for name, n, pct in agreement.region_shares(region):
             shares.append([t.name, str(len(tp)), name, str(n), cell(pct)])
-        for m in t.models:
-            p = m.logits.argmax(axis=1)
-            reg_acc.append([t.name, m.method, m.type] + [cell(a) for a in agreement.region_accuracy(p, t.labels, region)]
-                           + [cell(accuracy(m, t.labels))])
+        for m in t.models:   # mean over the model's seeds, as in the master table and the worst-slice tables
+            per_seed = np.array([agreement.region_accuracy(p, t.labels, region) for p in m.seed_preds()])
+            with np.errstate(invalid="ignore"):
+                reg_acc.append([t.name, m.method, m.type] + [cell(float(a)) for a in per_seed.mean(axis=0)]
+                               + [cell(100.0 * float((m.seed_preds() == t.labels).mean()))])
             probs = confidence.softmax(m.logits)
             calib.append([t.name, m.method, m.type, cell(accuracy(m, t.labels)),
                           cell(calibration.ece(probs, t.labels), 4),
@@ -223,7 +224,7 @@ def _tables(tasks: list[TaskEval], split: str, sigs: dict, average: dict | None,
          "partial disagree: the rest. With 2 teachers every disagreement is full; with 1 all examples agree.",
          Table(["task", "teachers", "region", "examples", "share (%)"], shares)),
         ("agreement_accuracy", "Accuracy by agreement region (eval)",
-         "Accuracy of every model on the examples of each region (n/a: empty region).",
+         "Accuracy of every model on the examples of each region, mean over its seeds (n/a: empty region).",
          Table(["task", "model", "type"] + acc_cols + ["overall acc (%)"], reg_acc)),
         ("worst_slices", "Worst slices of every model (selected on validation, reported on eval)",
          "Per model, its weakest class (lowest recall) and weakest teacher-agreement region, each selected on "
@@ -333,7 +334,8 @@ def _figures(tasks: list[TaskEval], summaries: dict):
         tp = preds(t)
         region = agreement.regions(tp) if len(tp) else np.zeros(len(t.labels), dtype=int)
         region_data.append({"task": t.name, "shares": [pct for _, _, pct in agreement.region_shares(region)],
-                            "models": {m.method: agreement.region_accuracy(m.logits.argmax(axis=1), t.labels, region)
+                            "models": {m.method: list(np.mean([agreement.region_accuracy(p, t.labels, region)
+                                                               for p in m.seed_preds()], axis=0))
                                        for m in t.students}})
     yield ("agreement_breakdown.png", "Student accuracy by teacher-agreement region",
            "Accuracy of each student on the eval examples where the teachers all agree, partly disagree or "
