@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import subprocess
 import sys
 import time
@@ -40,6 +41,7 @@ from mtkd.analysis import gap, significance, slices, stats  # noqa: E402
 from mtkd.analysis.load import Model, TaskEval, load_run  # noqa: E402
 from mtkd.tables import Table, cell  # noqa: E402
 
+FINDINGS = re.compile(r"^## Findings\n.*?(?=^## )", re.S | re.M)
 VARIANTS = {   # variant -> the sweep params that make it (each variant is its own sweep RUN/sweeps/<variant>)
     "plain": ["distill.use_transfer=false"],
     "transfer": ["distill.use_transfer=true"],
@@ -287,7 +289,18 @@ def main() -> None:
         "\n".join(f"- `{c}`" for _, c, _ in times),
         "",
     ]
-    Path(args.doc).write_text("\n".join(lines), encoding="utf-8")
+    not_run = [v for v in VARIANTS if v not in tasks]
+    missing = [s for s in cfg["distill"]["strategies"] if s not in strategies]
+    if not_run or missing:
+        lines[lines.index("## Headline: best multi-teacher student vs best single-teacher student"):0] = [
+            "**Not run here** (the cost on this machine is in the wall-time table): "
+            + "; ".join(x for x in (f"variants {', '.join(not_run)}" if not_run else "",
+                                    f"strategies {', '.join(missing)} of the config" if missing else "") if x) + ".", ""]
+    doc = Path(args.doc)
+    findings = FINDINGS.search(doc.read_text(encoding="utf-8")) if doc.is_file() else None
+    if findings:   # hand-written from the numbers: kept when the tables are regenerated
+        lines[lines.index("## Every student"):0] = [findings.group(0).rstrip(), ""]
+    doc.write_text("\n".join(lines), encoding="utf-8")
     print(f"wrote {args.doc}")
 
 
