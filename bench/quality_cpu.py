@@ -41,7 +41,7 @@ from mtkd.analysis import gap, significance, slices, stats  # noqa: E402
 from mtkd.analysis.load import Model, TaskEval, load_run  # noqa: E402
 from mtkd.tables import Table, cell  # noqa: E402
 
-FINDINGS = re.compile(r"^## Findings\n.*?(?=^## )", re.S | re.M)
+FINDINGS = re.compile(r"^## Findings\n.*?(?=^#{1,2} )", re.S | re.M)
 VARIANTS = {   # variant -> the sweep params that make it (each variant is its own sweep RUN/sweeps/<variant>)
     "plain": ["distill.use_transfer=false"],
     "transfer": ["distill.use_transfer=true"],
@@ -154,6 +154,43 @@ def headline_rows(tasks: dict[str, TaskEval], pool: TaskEval, sig_pool: dict) ->
                   "its gap closed [95% CI]"], rows)
 
 
+def calibration_temperatures(run: Path, task: str) -> dict[str, float]:
+    """Each teacher's temperature fitted on validation (recorded by any multi-teacher student of the run)."""
+    import json
+    for m in sorted(run.glob(f"sweeps/*/*/{task}/students/multi_*/manifest.json")):
+        temps = json.loads(m.read_text()).get("teacher_calibration_temperatures")
+        if temps:
+            return temps
+    return {}
+
+
+def teachers_table(task: TaskEval, temps: dict[str, float]) -> Table:
+    """The teachers and what fusing them can give: accuracy on validation and eval, mean max probability at
+    T = 1 and at the run's T (how flat the targets are), the calibration temperature; then the fused targets
+    themselves as classifiers (logit average, probability average, calibrated logit average) and the oracle."""
+    from mtkd.analysis.confidence import softmax
+    T = task.temperature
+    teachers = task.teachers
+    acc = lambda lg, y: 100.0 * float((lg.argmax(1) == y).mean())   # noqa: E731
+    rows = [[m.method, cell(acc(m.val_logits, task.val_labels)), cell(acc(m.logits, task.labels)),
+             cell(float(softmax(m.logits).max(1).mean())), cell(float(softmax(m.logits, T).max(1).mean())),
+             cell(temps.get(m.method))] for m in teachers]
+    fused = {
+        "logit average": lambda split: np.mean([lg for lg in split], axis=0),
+        "probability average": lambda split: np.log(np.mean([softmax(lg) for lg in split], axis=0)),
+        "calibrated logit average": lambda split: np.mean([lg / temps.get(m.method, 1.0) for lg, m in zip(split, teachers)], axis=0),
+    }
+    for name, f in fused.items():
+        val, ev = f([m.val_logits for m in teachers]), f([m.logits for m in teachers])
+        rows.append([f"{name} of all", cell(acc(val, task.val_labels)), cell(acc(ev, task.labels)),
+                     cell(float(softmax(ev).max(1).mean())), cell(float(softmax(ev, T).max(1).mean())), ""])
+    oracle = lambda split, y: 100.0 * float(np.any([lg.argmax(1) == y for lg in split], axis=0).mean())   # noqa: E731
+    rows.append(["oracle (any teacher right)", cell(oracle([m.val_logits for m in teachers], task.val_labels)),
+                 cell(oracle([m.logits for m in teachers], task.labels)), "", "", ""])
+    return Table(["teacher / fused target", "validation acc (%)", "eval acc (%)", "mean max prob (T = 1)",
+                  f"mean max prob (T = {T:g})", "calibration T"], rows)
+
+
 def cost_rows(run: Path, tasks: dict) -> list[list[str]]:
     task = next(iter(tasks.values())).name
     rows = []
@@ -203,7 +240,7 @@ def main() -> None:
     with open(run / "quality_cpu.log", "a", encoding="utf-8") as log:
         for what, cmd in steps:
             seconds = mtkd(*cmd, log=log)
-            times.append((what, "mtkd " + " ".join(cmd), seconds))
+            times.append((what, "mtkd " + " ".join(cmd).replace(f"{ROOT}/", ""), seconds))
             print(f"{what}: {seconds / 60:.1f} min", flush=True)
     seeds = cfg.get("seeds") or [cfg.get("seed", 42)]
     tasks = {}
@@ -252,6 +289,14 @@ def main() -> None:
         f"Best teacher (selected on validation): {sel['teacher'].method} {sel['teacher'].metric:.2f}; "
         f"no-KD student: {pm(seed_scores(pool, sel['baseline']))}.",
         "",
+        "## The teachers, and what fusing them can give",
+        "",
+        "Accuracy in %; mean max prob on eval (how confident; at the run's T: how flat the KD targets are); "
+        "calibration T: each teacher's temperature fitted on validation (what `calibrated_average` and "
+        "`distill.calibrate` divide its logits by). The fused rows score the fused target itself as a classifier: "
+        "the most a fused target can teach beyond the best teacher.",
+        "",
+        teachers_table(pool, calibration_temperatures(run, pool.name)).to_markdown(),
         "## Every student",
         "",
         "Eval metric mean ± sd over seeds, (validation mean), gap closed % [95% CI]. "
