@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _common import machine_info  # noqa: E402
 
 from mtkd.analysis import gap, significance, slices, stats  # noqa: E402
-from mtkd.analysis.load import Model, TaskEval, load_run  # noqa: E402
+from mtkd.analysis.load import Model, TaskEval, eval_manifests, load_run  # noqa: E402
 from mtkd.tables import Table, cell  # noqa: E402
 
 FINDINGS = re.compile(r"^## Findings\n.*?(?=^#{1,2} )", re.S | re.M)
@@ -245,7 +245,8 @@ def main() -> None:
     seeds = cfg.get("seeds") or [cfg.get("seed", 42)]
     tasks = {}
     for v in VARIANTS:   # every variant run so far (this call's or an earlier one's)
-        points = sorted((run / "sweeps" / v.replace("+", "_")).glob("*/config.yaml"))
+        points = [p for p in sorted((run / "sweeps" / v.replace("+", "_")).glob("*/config.yaml"))
+                  if eval_manifests(p.parent)]   # a variant whose students are not all evaluated yet is left out
         if points:
             tasks[v] = with_baseline(run, load_run(points[0].parent)[0], seeds)
     pool = merged(tasks)
