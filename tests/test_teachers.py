@@ -324,5 +324,5 @@ def test_shipped_diverse_config_loads_with_its_files_next_to_the_repo():
     assert [t.kind for t in cfg.teachers] == ["hf", "tfidf", "cnn", "logits"]
     assert cfg.teachers[3].files["eval"] == str(root / "runs" / "exported" / "minilm_l3" / "sst2" / "eval.npy")
     assert cfg.tasks[0].glue_dir == str(root.parent / "shared" / "data" / "glue")   # config-relative, like the files
-    assert cfg.tasks[0].transfer_from_train == 16000 and set(cfg.teachers[3].files) >= {"transfer", "reviews"}
+    assert cfg.tasks[0].transfer_from_train == 8000 and set(cfg.teachers[3].files) >= {"transfer", "reviews"}
     assert cfg.tasks[0].extra_eval[0].file == str(root / "src" / "mtkd" / "configs" / "reviews_ood.tsv")
