@@ -59,15 +59,20 @@ def stage_seconds(run: Path, tasks: list[str]) -> dict[str, dict[str, float]]:
     return out
 
 
-def link(src: Path, dst: Path) -> None:
-    if (dst / "manifest.json").is_file() or not (src / "manifest.json").is_file():
-        return
-    tmp = dst.with_name(f".{dst.name}.link-tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.rmtree(dst, ignore_errors=True)
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(src, tmp, copy_function=os.link)
-    os.replace(tmp, dst)
+def link_no_kd(run: Path, base: Path, task: str) -> None:
+    """The main run's no-KD students (every seed) appear in the sweep base run, as the other stages do
+    (sweeps.link_cached_stages): hard links, the folder whole or not at all."""
+    from mtkd.sweeps import _link_or_copy
+    for src in sorted((run / task / "students").glob("no_kd*")):
+        dst = base / task / "students" / src.name
+        if (dst / "manifest.json").is_file() or not (src / "manifest.json").is_file():
+            continue
+        tmp = dst.with_name(f".{dst.name}.link-tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(dst, ignore_errors=True)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(src, tmp, copy_function=_link_or_copy)
+        os.replace(tmp, dst)
 
 
 def best_single_teachers(run: Path, tasks: list[str]) -> list[str]:
@@ -132,13 +137,13 @@ def main() -> None:
     if not args.no_sweeps:
         sweep_tasks = [t for t in args.sweep_tasks.split(",") if t in tasks]
         base = run / "sweep_base"
+        only = f"tasks={json.dumps([t for t in cfg['tasks'] if (t['name'] if isinstance(t, dict) else t) in sweep_tasks])}"
+        from mtkd.config import load_config
+        from mtkd.sweeps import link_cached_stages
+        link_cached_stages(run, base, load_config(run / "config.yaml", [only]))   # data, teachers, logits
         for task in sweep_tasks:
-            for folder in ("data", "teachers", "logits"):
-                for src in sorted((run / task / folder).glob("*")) if folder != "data" else [run / task / "data"]:
-                    link(src, base / task / folder / src.name if folder != "data" else base / task / "data")
-            for src in sorted((run / task / "students").glob("no_kd*")):
-                link(src, base / task / "students" / src.name)
-        over = [f"tasks={json.dumps([t for t in cfg['tasks'] if (t['name'] if isinstance(t, dict) else t) in sweep_tasks])}",
+            link_no_kd(run, base, task)
+        over = [only,
                 f"distill.strategies=[{','.join(STUDY)}]",
                 f"distill.single_teacher=[{','.join(best_single_teachers(run, sweep_tasks))}]"]
         if args.sweep_seeds == "run":
