@@ -79,3 +79,16 @@ def rotated(items: list, r: int) -> list:
 def summary(times: list[float]) -> str:
     q = np.percentile(times, [10, 90]) * 1e3
     return f"median {statistics.median(times) * 1e3:8.1f} ms  (p10 {q[0]:.1f}, p90 {q[1]:.1f}, n={len(times)})"
+
+
+def run_mtkd(args: list[str], log) -> float:
+    """Run one mtkd command, its output appended to the open file `log`; its wall time in seconds. A failed
+    command ends the benchmark with one line naming the command and the log (its output is there)."""
+    import subprocess
+    import sys
+    log.write(f"$ mtkd {' '.join(args)}\n")
+    log.flush()
+    t0 = time.perf_counter()
+    if subprocess.run([sys.executable, "-m", "mtkd", *args], stdout=log, stderr=subprocess.STDOUT).returncode:
+        sys.exit(f"error: `mtkd {' '.join(args)}` failed; its output is in {log.name}")
+    return time.perf_counter() - t0

@@ -24,9 +24,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
-import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,7 +33,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from _common import machine_info  # noqa: E402
+from _common import machine_info, run_mtkd  # noqa: E402
 
 from mtkd.analysis import gap, significance, slices, stats  # noqa: E402
 from mtkd.analysis.load import Model, TaskEval, eval_manifests, load_run  # noqa: E402
@@ -48,17 +46,6 @@ VARIANTS = {   # variant -> the sweep params that make it (each variant is its o
     "calibrated": ["distill.use_transfer=false", "distill.calibrate=true"],
     "transfer+calibrated": ["distill.use_transfer=true", "distill.calibrate=true"],
 }
-
-
-def mtkd(*args: str, log) -> float:
-    """Run one mtkd command (its output to the log); its wall time in seconds."""
-    cmd = [sys.executable, "-m", "mtkd", *args]
-    log.write(f"$ mtkd {' '.join(args)}\n")
-    log.flush()
-    t0 = time.perf_counter()
-    if subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode:
-        sys.exit(f"error: `mtkd {' '.join(args)}` failed; its output is in {log.name}")
-    return time.perf_counter() - t0
 
 
 def built_seconds(folder: Path, pattern: str) -> tuple[float, int]:
@@ -215,13 +202,19 @@ def main() -> None:
                     "(default: the config's distill.single_teacher, every teacher)")
     args = ap.parse_args()
     run = Path(args.out)
-    run.mkdir(parents=True, exist_ok=True)
+    from mtkd.config import load_config
+    from mtkd.errors import MtkdError
+    try:
+        load_config(args.config)   # a missing or bad config: one line, before anything runs
+    except MtkdError as e:
+        sys.exit(f"error: {e}")
     cfg = yaml.safe_load(Path(args.config).read_text())
     strategies = args.strategies.split(",") if args.strategies else cfg["distill"]["strategies"]
     variants = args.variants.split(",")
     for v in variants:
         if v not in VARIANTS:
             sys.exit(f"error: unknown variant '{v}'; known: {', '.join(VARIANTS)}")
+    run.mkdir(parents=True, exist_ok=True)
     base = ["train-baseline", args.config, "--out", str(run), "--recompute"]   # only stale stages are rebuilt
     if args.single_teachers:
         base.append(f"distill.single_teacher=[{args.single_teachers}]")
@@ -239,7 +232,7 @@ def main() -> None:
     times = []
     with open(run / "quality_cpu.log", "a", encoding="utf-8") as log:
         for what, cmd in steps:
-            seconds = mtkd(*cmd, log=log)
+            seconds = run_mtkd(cmd, log)
             times.append((what, "mtkd " + " ".join(cmd).replace(f"{ROOT}/", ""), seconds))
             print(f"{what}: {seconds / 60:.1f} min", flush=True)
     seeds = cfg.get("seeds") or [cfg.get("seed", 42)]

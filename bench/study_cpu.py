@@ -18,9 +18,7 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -28,18 +26,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from _common import machine_info  # noqa: E402
+from _common import machine_info, run_mtkd  # noqa: E402
 
 STUDY = ["average", "weighted", "best_per_sample", "learned_gating"]
-
-
-def mtkd(args: list[str], log) -> float:
-    log.write(f"$ mtkd {' '.join(args)}\n")
-    log.flush()
-    t0 = time.perf_counter()
-    if subprocess.run([sys.executable, "-m", "mtkd", *args], stdout=log, stderr=subprocess.STDOUT).returncode:
-        sys.exit(f"error: `mtkd {' '.join(args)}` failed; its output is in {log.name}")
-    return time.perf_counter() - t0
 
 
 def stage_seconds(run: Path, tasks: list[str]) -> dict[str, dict[str, float]]:
@@ -118,19 +107,25 @@ def main() -> None:
                     "(e.g. docs/results/study_cpu)")
     args = ap.parse_args()
     run = Path(args.out)
-    run.mkdir(parents=True, exist_ok=True)
+    from mtkd.config import load_config
+    from mtkd.errors import MtkdError
+    try:
+        load_config(args.config)   # a missing or bad config: one line, before anything runs
+    except MtkdError as e:
+        sys.exit(f"error: {e}")
     cfg = yaml.safe_load(Path(args.config).read_text())
     all_tasks = [t["name"] if isinstance(t, dict) else t for t in cfg["tasks"]]
     tasks = args.tasks.split(",") if args.tasks else all_tasks
     for t in tasks + args.sweep_tasks.split(","):
         if t not in all_tasks:
             sys.exit(f"error: task '{t}' is not in {args.config} (its tasks: {', '.join(all_tasks)})")
+    run.mkdir(parents=True, exist_ok=True)
     keep = [f"tasks={json.dumps([t for t in cfg['tasks'] if (t['name'] if isinstance(t, dict) else t) in tasks])}"] \
         if args.tasks else []
     times = []
     log = open(run / "study_cpu.log", "a", encoding="utf-8")
     print(machine_info(), flush=True)
-    seconds = mtkd(["run", args.config, "--out", str(run), *keep], log)
+    seconds = run_mtkd(["run", args.config, "--out", str(run), *keep], log)
     times.append(("main run (mtkd run)", seconds))
     print(f"main run: {seconds / 60:.1f} min", flush=True)
 
@@ -148,7 +143,7 @@ def main() -> None:
                 f"distill.single_teacher=[{','.join(best_single_teachers(run, sweep_tasks))}]"]
         if args.sweep_seeds == "run":
             over.append("seeds=null")
-        seconds = mtkd(["evaluate", args.config, "--out", str(base), *over], log)
+        seconds = run_mtkd(["evaluate", args.config, "--out", str(base), *over], log)
         times.append(("sweep base run", seconds))
         t_best = None
         steps = [("temperature sweep", ["--param", f"distill.temperature={args.temperatures}", "--name", "T"])]
@@ -161,10 +156,10 @@ def main() -> None:
                 t_best = max(multi, key=lambda r: float(r["val_AVG"]))["T"]
                 params = ["--param", f"distill.temperature={t_best}", "--param", f"distill.alpha={args.alphas}",
                           "--name", "alpha"]
-            seconds = mtkd(["sweep", str(base), *params], log)
+            seconds = run_mtkd(["sweep", str(base), *params], log)
             times.append((what, seconds))
             print(f"{what}: {seconds / 60:.1f} min", flush=True)
-        mtkd(["report", str(base)], log)
+        run_mtkd(["report", str(base)], log)
 
     if args.publish:
         publish(run, Path(args.publish))
