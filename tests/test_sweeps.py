@@ -5,6 +5,7 @@ import re
 
 import numpy as np
 import pytest
+import yaml
 
 from mtkd.cli import main
 from mtkd.config import RunConfig
@@ -124,6 +125,25 @@ def test_grid_writes_annotated_heatmaps(base):
     for method in ("multi_average", best_single):
         assert (folder / f"grid_demo_{method}.png").read_bytes().startswith(PNG)
     assert (folder / "best.md").is_file() and not list(folder.glob("sweep_*.png"))
+
+
+def test_fixed_setting_beside_a_swept_param(base, capsys):
+    """A --param with one value is a fixed setting of every point; the plot's axis is the varying param."""
+    assert main(["sweep", str(base), "--param", "distill.alpha=0.5", "--param", "distill.temperature=1,4",
+                 "--no-single", "--name", "fixed"]) == 0
+    folder = base / "sweeps" / "fixed"
+    assert [r["point"] for r in rows(folder / "sweep_results.csv") if r["method"] == "multi_average"] == \
+        ["alpha=0.5_T=1", "alpha=0.5_T=4"]
+    assert (folder / "sweep_T.png").read_bytes().startswith(PNG) and not list(folder.glob("grid_*.png"))
+    # the fixed alpha reached every point's config, the swept T likewise
+    for t in ("1", "4"):
+        cfg = yaml.safe_load((folder / f"alpha=0.5_T={t}" / "config.yaml").read_text())
+        assert cfg["distill"]["alpha"] == 0.5 and cfg["distill"]["temperature"] == float(t)
+    capsys.readouterr()   # three varying params: refused in one line, nothing written
+    assert main(["sweep", str(base), "--param", "distill.alpha=0.5,0.9", "--param", "distill.temperature=1,4",
+                 "--param", "student.lr=1e-3,2e-3", "--name", "three"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "got 3 with several values" in err and not (base / "sweeps" / "three").exists()
 
 
 def test_seeds_summary(base):

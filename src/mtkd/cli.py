@@ -107,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
         return s
     sw = sweep_like("sweep", "retrain the students over one or two student-side params (1-D sweep or grid)")
     sw.add_argument("--param", action="append", required=True, metavar="KEY=V1,V2,...",
-                    help="e.g. distill.temperature=1,2,4,8; give it twice for a joint grid")
+                    help="e.g. distill.temperature=1,2,4,8; give it twice for a joint grid; one value = a fixed setting")
     sw.add_argument("--name", help="folder under RUN_DIR/sweeps/ (default: from the params, e.g. T_x_alpha)")
     sd = sweep_like("seeds", "retrain the students at several seeds (teachers reused) and summarise across seeds")
     sd.add_argument("--seeds", required=True, help="comma-separated seeds, e.g. 1,2,3")

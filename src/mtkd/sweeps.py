@@ -107,6 +107,11 @@ def _is_config_key(key: str, node) -> bool:
     return True
 
 
+def varying(params: list[Param]) -> list[int]:
+    """Indices of the params with several values (the axes of the plots); the others are fixed settings."""
+    return [i for i, p in enumerate(params) if len(p.values) > 1]
+
+
 def point_folder(params: list[Param], values) -> str:
     return "_".join(f"{p.short}={re.sub(r'[^A-Za-z0-9.+-]', '_', v)}" for p, v in zip(params, values))
 
@@ -118,8 +123,9 @@ def plan(run_dir, params: list[Param], name: str, strategies=None, single=True, 
         raise MtkdError(f"{run_dir} is not a run directory (no config.yaml)")
     base = load_config(run_dir / "config.yaml")
     keys = [p.key for p in params]
-    if not 1 <= len(params) <= 2:
-        raise MtkdError(f"a sweep takes one or two --param (a 1-D sweep or a joint grid), got {len(params)}")
+    if not params or len(varying(params)) > 2:
+        raise MtkdError(f"a sweep varies one or two --param (a 1-D sweep or a joint grid; a --param with one value "
+                        f"is a fixed setting), got {len(varying(params))} with several values")
     if len(set(keys)) != len(keys):
         raise MtkdError(f"--param '{keys[0]}' is given twice; list its values once: {keys[0]}=v1,v2,...")
     for key in keys:
@@ -384,7 +390,7 @@ def best_result(results: list[Result], task: str | None = None) -> Result | None
 
 
 def line_plot(sweep: Sweep, tasks: list[TaskData], results: list[Result]) -> bytes:
-    (param,) = sweep.params
+    param = sweep.params[(varying(sweep.params) or [0])[0]]   # the varying one (a one-param sweep may have one value)
     panels = []
     for task in tasks:
         lines = [(m, t, [r.official[task.name] for p in sweep.points for r in results if r.point.folder == p.folder and r.method == m])
@@ -395,7 +401,8 @@ def line_plot(sweep: Sweep, tasks: list[TaskData], results: list[Result]) -> byt
 
 def heatmaps(sweep: Sweep, tasks: list[TaskData], results: list[Result]) -> dict[str, bytes]:
     """grid_<task>_<method>.png for every multi-teacher strategy and the best single-teacher student."""
-    px, py = sweep.params
+    ix, iy = varying(sweep.params)
+    px, py = sweep.params[ix], sweep.params[iy]
     out = {}
     for task in tasks:
         chosen = [(m, "") for m, t in methods_of(results) if t == "multi"]
@@ -406,10 +413,10 @@ def heatmaps(sweep: Sweep, tasks: list[TaskData], results: list[Result]) -> dict
             grid = np.full((len(py.values), len(px.values)), np.nan)
             mine = [r for r in results if r.method == method]
             for r in mine:
-                x, y = r.point.values
+                x, y = r.point.values[ix], r.point.values[iy]
                 grid[py.values.index(y), px.values.index(x)] = r.official[task.name]
             top = best_result(mine, task.name)
-            cell_ = (py.values.index(top.point.values[1]), px.values.index(top.point.values[0])) if top else None
+            cell_ = (py.values.index(top.point.values[iy]), px.values.index(top.point.values[ix])) if top else None
             title = f"{task.name}: {method}{note}, {task.metric} over {px.short} × {py.short}"
             out[f"grid_{task.name}_{method}.png"] = figures.sweep_heatmap(title, px.short, list(px.values), py.short,
                                                                           list(py.values), grid, task.metric, cell_)
@@ -472,14 +479,16 @@ def default_name(params: list[Param]) -> str:
 
 def run_sweep(run_dir, specs: list[str], name: str | None = None, strategies=None, single=True, baseline=True,
               recompute=False, log=print, ray: OnRay | None = None) -> Path:
-    """A 1-D sweep (one spec) or a joint grid (two); returns RUN/sweeps/<name>."""
+    """A 1-D sweep (one spec with several values) or a joint grid (two), plus any fixed settings (specs with
+    one value); returns RUN/sweeps/<name>."""
     params = [parse_param(s) for s in specs]
     sweep = plan(run_dir, params, name or default_name(params), strategies, single, baseline)
     tasks, results = execute(sweep, recompute, log, ray)
-    if len(params) == 1:
-        extra = {f"sweep_{default_name(params)}.png": line_plot(sweep, tasks, results)}
-    else:
-        extra = heatmaps(sweep, tasks, results)
+    axes = varying(params)
+    if len(axes) == 1 or len(params) == 1:
+        extra = {f"sweep_{default_name([params[(axes or [0])[0]]])}.png": line_plot(sweep, tasks, results)}
+    else:   # a joint grid, or several fixed settings (one point: nothing to plot)
+        extra = heatmaps(sweep, tasks, results) if axes else {}
     extra["best.md"] = best_markdown(sweep, results)
     write_outputs(sweep, tasks, results, extra)
     return sweep.folder
