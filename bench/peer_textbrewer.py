@@ -4,9 +4,11 @@ fine-tuned teachers and the same student initialisation, several seeds, side by 
     pip install textbrewer==0.2.1 --no-deps      # its own deps (torch, tqdm, numpy, tensorboard) are already here
     mtkd run configs/sst2_cpu.yaml --out runs/sst2_cpu    # the teachers (cached)
     python bench/peer_textbrewer.py --run runs/sst2_cpu --teachers minilm_l6,minilm_l3 --seeds 1,2,3
+    python bench/peer_textbrewer.py --run runs/sst2_cpu --set student.lr=2e-4    # both sides at another budget
 
 Both sides distil the student of RUN's config (e.g. MiniLM's first 2 layers, 2 epochs, lr, batch
-size, warm-up) from the `average` of the named HF teachers at RUN's temperature:
+size, warm-up; `--set student.lr=4e-4` etc. changes them for both) from the `average` of the named HF
+teachers at RUN's temperature, on RUN's labelled train split only (mtkd: `use_transfer: false`):
 - mtkd: `multi_average` from cached teacher logits (the teachers ran once, in RUN's logits stage),
   with mtkd's loss (alpha * T^2 * KL + (1 - alpha) * CE);
 - TextBrewer: teachers run online at every step (its MultiTeacherDistiller averages their logits),
@@ -20,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import shutil
 import statistics
 import sys
 import time
@@ -30,6 +34,8 @@ import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+BOTH_SIDES = ("student.lr", "student.epochs", "student.batch_size", "student.max_length", "student.weight_decay",
+              "student.warmup_ratio", "student.layers", "distill.temperature")   # what the TextBrewer side reads too
 sys.path.insert(0, str(ROOT / "bench"))
 from _common import machine_info  # noqa: E402
 
@@ -50,11 +56,13 @@ def mtkd_side(run: Path, base: dict, teachers: list[str], seed: int, out: Path) 
                        for t in base["teachers"] if t["name"] in teachers]
     cfg["seed"] = seed
     cfg.pop("seeds", None)
-    cfg["distill"].update(strategies=["average"], single_teacher=False, baseline=False)
+    cfg["distill"].update(strategies=["average"], single_teacher=False, baseline=False,
+                          use_transfer=False)   # the peer sees the labelled train split only
     point = out / f"mtkd_seed{seed}"
     point.mkdir(parents=True, exist_ok=True)
     (point / "bench_config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     link_cached_stages(run, point, load_config(run / "config.yaml"))
+    shutil.rmtree(point / base["tasks"][0]["name"] / "students", ignore_errors=True)   # timed: trained afresh every time
     t0 = time.perf_counter()
     Run(load_config(point / "bench_config.yaml"), point, log=lambda m: None).execute("multi")
     seconds = time.perf_counter() - t0
@@ -144,14 +152,26 @@ def main():
     ap.add_argument("--teachers", default="minilm_l6,minilm_l3", help="HF teachers of RUN to fuse")
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--peer-hard-label-weight", type=float, default=0.0)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a student-side setting for both sides, e.g. student.lr=2e-4 (repeatable; default: RUN's)")
     ap.add_argument("--out", help="bench folder (default RUN/bench_peer)")
     args = ap.parse_args()
     run = Path(args.run)
     from mtkd.config import load_config, to_dict
-    base = to_dict(load_config(run / "config.yaml"))   # local paths resolved (RUN/config.yaml's are relative to RUN)
+    from mtkd.errors import MtkdError
+    for item in args.set:
+        if item.partition("=")[0] not in BOTH_SIDES:
+            raise SystemExit(f"error: --set {item}: only {', '.join(BOTH_SIDES)} apply to both sides")
+    try:   # local paths resolved (RUN/config.yaml's are relative to RUN)
+        base = to_dict(load_config(run / "config.yaml", args.set))
+    except MtkdError as e:
+        raise SystemExit(f"error: {e}")
+    if not isinstance(base["distill"]["temperature"], (int, float)) or base["student"]["epochs"] != int(base["student"]["epochs"]):
+        raise SystemExit("error: the peer needs a fixed temperature (not auto) and a whole number of student epochs")
     teachers = [t for t in args.teachers.split(",") if t]
     seeds = [int(s) for s in args.seeds.split(",") if s]
-    out = Path(args.out) if args.out else run / "bench_peer"
+    out = Path(args.out) if args.out else run / ("bench_peer" + "".join(
+        "_" + re.sub(r"[^A-Za-z0-9.=+-]", "_", item.rpartition(".")[2]) for item in args.set))
     task = base["tasks"][0]["name"]
     extraction = sum(json.loads((run / task / "logits" / t / "manifest.json").read_text()).get("seconds", 0.0)
                      for t in teachers)

@@ -139,6 +139,19 @@ def test_fixed_setting_beside_a_swept_param(base, capsys):
     for t in ("1", "4"):
         cfg = yaml.safe_load((folder / f"alpha=0.5_T={t}" / "config.yaml").read_text())
         assert cfg["distill"]["alpha"] == 0.5 and cfg["distill"]["temperature"] == float(t)
+    best = (folder / "best.md").read_text()
+    assert "Swept: T (`distill.temperature`) ∈ {1, 4}. Fixed: alpha (`distill.alpha`) = 0.5." in best
+    # a fixed setting given first, then a grid: the heat map's axes are the two varying params
+    assert main(["sweep", str(base), "--param", "distill.calibrate=false", "--param", "distill.temperature=1,4",
+                 "--param", "distill.alpha=0.5,0.9", "--no-single", "--name", "fixed_grid"]) == 0
+    grid = base / "sweeps" / "fixed_grid"
+    assert (grid / "grid_demo_multi_average.png").read_bytes().startswith(PNG)
+    assert sorted({r["point"] for r in rows(grid / "sweep_results.csv")}) == [
+        f"calibrate=false_T={t}_alpha={a}" for t in ("1", "4") for a in ("0.5", "0.9")]
+    capsys.readouterr()   # a key given twice is named, whatever comes first
+    assert main(["sweep", str(base), "--param", "distill.alpha=0.5", "--param", "student.lr=1e-3",
+                 "--param", "student.lr=2e-3", "--name", "twice"]) == 2
+    assert "--param 'student.lr' is given twice" in capsys.readouterr().err
     capsys.readouterr()   # three varying params: refused in one line, nothing written
     assert main(["sweep", str(base), "--param", "distill.alpha=0.5,0.9", "--param", "distill.temperature=1,4",
                  "--param", "student.lr=1e-3,2e-3", "--name", "three"]) == 2

@@ -4,6 +4,7 @@ teachers and a tiny student built in code.
 One chain of runs, each a copy of the one before: a run without transfer set (A); the same with a transfer
 set but `distill.use_transfer: false` (B: every student is the old one, found cached); with the transfer
 set used and an extra eval set (C)."""
+import csv
 import json
 import shutil
 
@@ -70,6 +71,14 @@ def test_use_transfer_false_gives_the_old_student(runs):
         assert (d / "A/demo/students" / m / "logits_eval.npy").read_bytes() == \
             (d / "B/demo/students" / m / "logits_eval.npy").read_bytes()
     assert "exists, but no student used it (distill.use_transfer: false)" in (d / "B/results/master_results.md").read_text()
+    # master_results.csv: a transfer column (the task has a transfer set), empty everywhere in B, and only
+    # the KD students' in C; a run without a transfer set (A) has no such column
+    assert "transfer" not in (d / "A/results/master_results.csv").read_text().splitlines()[0].split(",")
+    for run, used in (("B", set()), ("C", {"kd_ta", "kd_tb", "multi_average", "multi_learned_gating"})):
+        with open(d / run / "results/master_results.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert {r["method"] for r in rows if r["transfer"] == "demo"} == used
+        assert {r["transfer"] for r in rows} == ({"", "demo"} if used else {""})
 
 
 def test_teachers_label_the_transfer_set_once(runs):

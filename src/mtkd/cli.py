@@ -105,7 +105,8 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--cpus-per-task", type=float, metavar="N", help="with --ray: CPUs per point (default: config ray.cpus_per_task)")
         s.add_argument("--gpus-per-task", type=float, metavar="F", help="with --ray: GPU share per point (default: config ray.gpus_per_task)")
         return s
-    sw = sweep_like("sweep", "retrain the students over one or two student-side params (1-D sweep or grid)")
+    sw = sweep_like("sweep", "retrain the students over one or two student-side params (1-D sweep or grid), "
+                                   "others fixed")
     sw.add_argument("--param", action="append", required=True, metavar="KEY=V1,V2,...",
                     help="e.g. distill.temperature=1,2,4,8; give it twice for a joint grid; one value = a fixed setting")
     sw.add_argument("--name", help="folder under RUN_DIR/sweeps/ (default: from the params, e.g. T_x_alpha)")

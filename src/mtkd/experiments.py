@@ -596,12 +596,14 @@ def write_master_table(out: Path, task_names: list[str], seeds: list[int]) -> Pa
     calibration error of its eval predictions in % (analysis.calibration.ece: 15 equal-width bins of the max
     softmax probability; mean over seeds; lower is better); AVG = the mean of the official metrics only.
     A run of several seeds adds `<column>_sd` columns to the CSV (sample sd over seeds; empty for a model
-    of one seed, e.g. teachers trained once) and shows "mean ± sd" in the Markdown."""
+    of one seed, e.g. teachers trained once) and shows "mean ± sd" in the Markdown. Where a task has a
+    transfer set, the CSV's last column `transfer` names the tasks (`;`-joined) whose transfer set the
+    model learned from (empty: none)."""
     from .analysis.load import transfer_lines
     from .tables import Table
     from .tasks import METRIC_SHORT
     rows: dict[str, dict] = {}
-    columns, official, notes = [], [], []
+    columns, official, notes, has_transfer = [], [], [], False
     for name in task_names:
         folder = Path(out) / name / "eval"
         if not (folder / "manifest.json").is_file():
@@ -612,9 +614,12 @@ def write_master_table(out: Path, task_names: list[str], seeds: list[int]) -> Pa
         official.append(f"{m['task']}_{METRIC_SHORT[m['metric']]}")
         fake = TaskData(m["task"], tuple(m["label_names"]), m["metric"], {})
         notes += transfer_lines(m)
+        has_transfer = has_transfer or bool(m.get("transfer"))
         labels = load_npy(folder / m["labels_eval"])
         for model in m["models"]:
-            row = rows.setdefault(model["method"], {"method": model["method"], "type": model["type"]})
+            row = rows.setdefault(model["method"], {"method": model["method"], "type": model["type"], "transfer": []})
+            if model.get("transfer"):
+                row["transfer"].append(m["task"])
             files = model.get("seed_files") or {"run": model["file"]}
             eces = {s: eval_ece(load_npy(folder / f), labels) for s, f in files.items()}
             row.update(table_values(fake, model["metrics"]), **{ece_column: float(np.mean(list(eces.values())))})
@@ -629,7 +634,10 @@ def write_master_table(out: Path, task_names: list[str], seeds: list[int]) -> Pa
         r["AVG"] = sum(vals) / len(vals) if len(vals) == len(official) and vals else None
     with_sd = len(seeds) > 1
     fmt = lambda v: "" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)   # noqa: E731
-    csv_header = ["method", "type", *(x for c in columns for x in ((c, f"{c}_sd") if with_sd else (c,))), "AVG"]
+    for r in table:
+        r["transfer"] = ";".join(r["transfer"])
+    csv_header = ["method", "type", *(x for c in columns for x in ((c, f"{c}_sd") if with_sd else (c,))), "AVG",
+                  *(["transfer"] if has_transfer else [])]
     md_header = ["method", "type", *columns, "AVG"]
 
     def md_cell(r, c):

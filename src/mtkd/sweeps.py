@@ -123,11 +123,12 @@ def plan(run_dir, params: list[Param], name: str, strategies=None, single=True, 
         raise MtkdError(f"{run_dir} is not a run directory (no config.yaml)")
     base = load_config(run_dir / "config.yaml")
     keys = [p.key for p in params]
+    if len(set(keys)) != len(keys):
+        dup = next(k for k in keys if keys.count(k) > 1)
+        raise MtkdError(f"--param '{dup}' is given twice; list its values once: {dup}=v1,v2,...")
     if not params or len(varying(params)) > 2:
         raise MtkdError(f"a sweep varies one or two --param (a 1-D sweep or a joint grid; a --param with one value "
                         f"is a fixed setting), got {len(varying(params))} with several values")
-    if len(set(keys)) != len(keys):
-        raise MtkdError(f"--param '{keys[0]}' is given twice; list its values once: {keys[0]}=v1,v2,...")
     for key in keys:
         check_sweepable(key, to_dict(base))
     if not _safe_name(name):
@@ -425,9 +426,11 @@ def heatmaps(sweep: Sweep, tasks: list[TaskData], results: list[Result]) -> dict
 
 def best_markdown(sweep: Sweep, results: list[Result]) -> str:
     """Which point is best for each method: selected on validation AVG, reported on eval AVG."""
-    swept = "; ".join(f"{p.short} (`{p.key}`) ∈ {{{', '.join(p.values)}}}" for p in sweep.params)
+    axes = varying(sweep.params) or list(range(len(sweep.params) == 1))   # a one-param sweep of one value: its param
+    swept = "; ".join(f"{p.short} (`{p.key}`) ∈ {{{', '.join(p.values)}}}" for i, p in enumerate(sweep.params) if i in axes)
+    fixed = "; ".join(f"{p.short} (`{p.key}`) = {p.values[0]}" for i, p in enumerate(sweep.params) if i not in axes)
     lines = [f"# Best point per method: sweep `{sweep.folder.name}`", "",
-             f"Swept: {swept}. Score: AVG, the mean over tasks of each task's official metric (%). The best point is "
+             f"Swept: {swept or 'nothing (one point)'}.{f' Fixed: {fixed}.' if fixed else ''} Score: AVG, the mean over tasks of each task's official metric (%). The best point is "
              "selected on validation (val AVG, first point on ties) and reported on eval (AVG); the worst likewise.", "",
              "| method | type | best point (selected on validation) | val AVG | AVG | worst point | val AVG | AVG |",
              "|---|---|---|---|---|---|---|---|"]

@@ -57,7 +57,8 @@ def _blocks(run_dir: Path, analysis: Path, manifests: list[Path]) -> list[tuple]
               ("h2", "What this run contains"), ("ul", coverage_lines(run_dir, manifests, config)),
               ("h2", "Master results"),
               ("p", "Official metrics on the eval split, in % (from results/master_results.csv); <task>_ece: expected "
-                    "calibration error of the eval predictions (%, 15 bins; lower is better; not part of AVG).")]
+                    "calibration error of the eval predictions (%, 15 bins; lower is better; not part of AVG); transfer "
+                    "(when a task has a transfer set): the tasks whose transfer set the model learned from.")]
     master = run_dir / "results" / "master_results.csv"
     blocks.append(("table", read_csv(master)) if master.is_file() else ("p", "results/master_results.csv not found."))
     figures = {f["file"]: f for f in man.get("figures", [])}
