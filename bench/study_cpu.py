@@ -22,7 +22,6 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
@@ -109,18 +108,18 @@ def main() -> None:
     run = Path(args.out)
     from mtkd.config import load_config
     from mtkd.errors import MtkdError
-    try:
-        load_config(args.config)   # a missing or bad config: one line, before anything runs
+    from mtkd.config import to_dict
+    try:   # a missing or bad config: one line, before anything runs
+        cfg = to_dict(load_config(args.config))   # its tasks' local paths resolved: overrides of --tasks keep them
     except MtkdError as e:
         sys.exit(f"error: {e}")
-    cfg = yaml.safe_load(Path(args.config).read_text())
-    all_tasks = [t["name"] if isinstance(t, dict) else t for t in cfg["tasks"]]
+    all_tasks = [t["name"] for t in cfg["tasks"]]
     tasks = args.tasks.split(",") if args.tasks else all_tasks
     for t in tasks + args.sweep_tasks.split(","):
         if t not in all_tasks:
             sys.exit(f"error: task '{t}' is not in {args.config} (its tasks: {', '.join(all_tasks)})")
     run.mkdir(parents=True, exist_ok=True)
-    keep = [f"tasks={json.dumps([t for t in cfg['tasks'] if (t['name'] if isinstance(t, dict) else t) in tasks])}"] \
+    keep = [f"tasks={json.dumps([t for t in cfg['tasks'] if t['name'] in tasks])}"] \
         if args.tasks else []
     times = []
     log = open(run / "study_cpu.log", "a", encoding="utf-8")
@@ -132,7 +131,7 @@ def main() -> None:
     if not args.no_sweeps:
         sweep_tasks = [t for t in args.sweep_tasks.split(",") if t in tasks]
         base = run / "sweep_base"
-        only = f"tasks={json.dumps([t for t in cfg['tasks'] if (t['name'] if isinstance(t, dict) else t) in sweep_tasks])}"
+        only = f"tasks={json.dumps([t for t in cfg['tasks'] if t['name'] in sweep_tasks])}"
         from mtkd.config import load_config
         from mtkd.sweeps import link_cached_stages
         link_cached_stages(run, base, load_config(run / "config.yaml", [only]))   # data, teachers, logits
