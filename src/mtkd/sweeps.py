@@ -426,7 +426,7 @@ def heatmaps(sweep: Sweep, tasks: list[TaskData], results: list[Result]) -> dict
 
 def best_markdown(sweep: Sweep, results: list[Result]) -> str:
     """Which point is best for each method: selected on validation AVG, reported on eval AVG."""
-    axes = varying(sweep.params) or list(range(len(sweep.params) == 1))   # a one-param sweep of one value: its param
+    axes = varying(sweep.params) or ([0] if len(sweep.params) == 1 else [])   # one param of one value: still 'swept'
     swept = "; ".join(f"{p.short} (`{p.key}`) ∈ {{{', '.join(p.values)}}}" for i, p in enumerate(sweep.params) if i in axes)
     fixed = "; ".join(f"{p.short} (`{p.key}`) = {p.values[0]}" for i, p in enumerate(sweep.params) if i not in axes)
     lines = [f"# Best point per method: sweep `{sweep.folder.name}`", "",
