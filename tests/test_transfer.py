@@ -305,3 +305,49 @@ def test_packaged_transfer_demo_loads():
     from mtkd.cli import demo_config_path
     task = load_task(load_config(demo_config_path(transfer=True)).tasks[0])
     assert len(task.transfer) == 1500 and len(task.extra["reviews"]) == 48 and len(task.splits["train"]) == 540
+
+
+def _spy_recipe(monkeypatch, d, name, data):
+    """Run config `data` up to the multi-teacher students with `train` spied: (its recipe, its train set size,
+    the task, the run folder)."""
+    seen = {}
+    real_train = experiments.train
+
+    def spy(model, train_data, spec, recipe, *a, **k):
+        seen["recipe"], seen["n"] = recipe, len(train_data)
+        return real_train(model, train_data, spec, recipe, *a, **k)
+    monkeypatch.setattr(experiments, "train", spy)
+    cfg, out = d / f"{name}.yaml", d / name
+    cfg.write_text(yaml.safe_dump(data))
+    experiments.run_config(cfg, out, until="multi", log=lambda _: None)
+    return seen["recipe"], seen["n"], load_task(load_config(out / "config.yaml").tasks[0]), out
+
+
+def test_alpha_zero_students_train_without_the_transfer_set(runs, monkeypatch):
+    """At alpha = 0 the loss is CE alone: the transfer rows (no label) would only dilute the batches, so the
+    student trains on train only (fails if the transfer set reached it)."""
+    d, _ = runs
+    data = yaml.safe_load(yaml.safe_dump(BASE))
+    data["tasks"][0]["transfer_from_train"] = 150
+    data["distill"].update(alpha=0.0, strategies=["average"], baseline=False, single_teacher=False)
+    recipe, n, task, _ = _spy_recipe(monkeypatch, d, "alpha0", data)
+    assert n == len(task.splits["train"]) and (recipe.labels >= 0).all()
+
+
+def test_online_teachers_label_the_transfer_rows(runs, monkeypatch):
+    """distill.mode: online with a transfer set: the teachers run on the transfer texts during training and
+    give exactly the logits the cached store holds for that split."""
+    d, _ = runs
+    data = yaml.safe_load(yaml.safe_dump(BASE))
+    data["tasks"][0]["transfer_from_train"] = 150
+    data["teachers"] = [{"name": "ta", "kind": "tfidf"}, {"name": "tc", "kind": "tfidf", "C": 0.5}]
+    data["distill"].update(mode="online", strategies=["average"], baseline=False, single_teacher=False)
+    recipe, n, task, out = _spy_recipe(monkeypatch, d, "online", data)
+    n_train = len(task.splits["train"])
+    assert n == n_train + 150 and (recipe.labels[n_train:] == -1).all()
+    idx = torch.arange(n_train, n_train + 150)
+    online = recipe.teachers(idx).numpy()
+    stored = Run(load_config(out / "config.yaml"), out).teacher_logits(task, ["ta", "tc"], "transfer")
+    assert online.shape == stored.shape == (2, 150, 2)
+    np.testing.assert_allclose(online, stored, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(online[0], online[1])

@@ -356,8 +356,10 @@ class Run:
         return self.stage(self.student_dir(task.name, s.method), key, build)
 
     def uses_transfer(self, task: TaskData, s: Student) -> bool:
-        """A KD student learns from the task's transfer set too (distill.use_transfer); no-KD never does."""
-        return s.type != "baseline" and self.cfg.distill.use_transfer and task.transfer is not None
+        """A KD student learns from the task's transfer set too (distill.use_transfer); no-KD never does, nor
+        does any student at alpha = 0 (its loss is CE alone: unlabelled rows would only dilute its batches)."""
+        d = self.cfg.distill
+        return s.type != "baseline" and d.use_transfer and d.alpha > 0 and task.transfer is not None
 
     def training_set(self, task: TaskData, s: Student) -> Split:
         """What student `s` trains on: train, then (uses_transfer) the transfer set with labels -1, on which
