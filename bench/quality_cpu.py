@@ -82,6 +82,28 @@ def with_baseline(run: Path, task: TaskEval, seeds: list[int]) -> TaskEval:
     return replace(task, models=[*teachers, model, *task.of_type("single", "multi")])
 
 
+# what a variant may change in the base run's config (and what says which students it trains)
+VARIANT_KEYS = {"use_transfer", "calibrate", "strategies", "single_teacher", "baseline"}
+
+
+def stale_settings(run: Path, point: Path) -> list[str]:
+    """The settings in which sweep point `point` differs from the base run `run` beyond what a variant sets
+    (e.g. a student recipe changed since the variant ran): its students are not comparable with the others."""
+    from mtkd.config import load_config, to_dict
+    base, pt = (to_dict(load_config(f / "config.yaml")) for f in (run, point))   # local paths resolved
+    out = []
+    for k in sorted(set(base) | set(pt)):
+        a, b = base.get(k), pt.get(k)
+        if k == "name" or a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):   # student, distill: name the settings
+            out += [f"{k}.{j}" for j in sorted(set(a) | set(b))
+                    if a.get(j) != b.get(j) and not (k == "distill" and j in VARIANT_KEYS)]
+        else:
+            out.append(k)
+    return out
+
+
 def merged(tasks: dict[str, TaskEval]) -> TaskEval:
     """One task holding every variant's students (renamed "<method> [<variant>]") beside the teachers and
     the no-KD baseline (the same in every variant: trained once, in the base run)."""
@@ -240,7 +262,10 @@ def main() -> None:
     for v in VARIANTS:   # every variant run so far (this call's or an earlier one's)
         points = [p for p in sorted((run / "sweeps" / v.replace("+", "_")).glob("*/config.yaml"))
                   if eval_manifests(p.parent)]   # a variant whose students are not all evaluated yet is left out
-        if points:
+        if points and (stale := stale_settings(run, points[0].parent)):
+            print(f"variant {v} left out: it ran with other settings than {run}/config.yaml ({', '.join(stale)}); "
+                  f"rerun it with --variants {v}", flush=True)
+        elif points:
             tasks[v] = with_baseline(run, load_run(points[0].parent)[0], seeds)
     pool = merged(tasks)
     sig_pool = significance.task_significance(pool)
