@@ -9,14 +9,14 @@ time of every stage per task, so a user knows what the study costs on their mach
 
 Every step is an ordinary mtkd command on RUN (cached: rerunning finishes only what is missing; a session that
 ends midway loses only the student being trained). The sweeps run in RUN/sweep_base, a run of the sweep tasks
-whose data, teacher, logit and no-KD stages are hard links to RUN's, at the run seed only (--sweep-seeds all:
-at every seed of the config). Last line: ratio=<minutes to train one seed of every student / 60> (the goal: <= 1).
+whose stages are hard links to RUN's where RUN has them (`mtkd evaluate --reuse RUN`), at the run seed only
+(--sweep-seeds all: at every seed of the config); a sweep point whose student has the key of one trained
+already (the base's T, a T x alpha cell that the T or alpha sweep had) links it too. Last line: ratio=<minutes to train one seed of every student / 60> (the goal: <= 1).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 from collections import defaultdict
@@ -45,22 +45,6 @@ def stage_seconds(run: Path, tasks: list[str]) -> dict[str, dict[str, float]]:
             per[kind] += man.get("seconds", 0.0)
         out[task] = dict(per)
     return out
-
-
-def link_no_kd(run: Path, base: Path, task: str) -> None:
-    """The main run's no-KD students (every seed) appear in the sweep base run, as the other stages do
-    (sweeps.link_cached_stages): hard links, the folder whole or not at all."""
-    from mtkd.sweeps import _link_or_copy
-    for src in sorted((run / task / "students").glob("no_kd*")):
-        dst = base / task / "students" / src.name
-        if (dst / "manifest.json").is_file() or not (src / "manifest.json").is_file():
-            continue
-        tmp = dst.with_name(f".{dst.name}.link-tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(dst, ignore_errors=True)
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(src, tmp, copy_function=_link_or_copy)
-        os.replace(tmp, dst)
 
 
 def best_single_teachers(run: Path, tasks: list[str]) -> list[str]:
@@ -132,17 +116,14 @@ def main() -> None:
         sweep_tasks = [t for t in args.sweep_tasks.split(",") if t in tasks]
         base = run / "sweep_base"
         only = f"tasks={json.dumps([t for t in cfg['tasks'] if t['name'] in sweep_tasks])}"
-        from mtkd.config import load_config
-        from mtkd.sweeps import link_cached_stages
-        link_cached_stages(run, base, load_config(run / "config.yaml", [only]))   # data, teachers, logits
-        for task in sweep_tasks:
-            link_no_kd(run, base, task)
         over = [only,
                 f"distill.strategies=[{','.join(STUDY)}]",
                 f"distill.single_teacher=[{','.join(best_single_teachers(run, sweep_tasks))}]"]
         if args.sweep_seeds == "run":
             over.append("seeds=null")
-        seconds = run_mtkd(["evaluate", args.config, "--out", str(base), *over], log)
+        # every stage the main run has with the same key (data, teachers, logits, no-KD and the students
+        # of the sweep's methods at the run seed) is linked, not rebuilt
+        seconds = run_mtkd(["evaluate", args.config, "--out", str(base), "--reuse", str(run), *over], log)
         times.append(("sweep base run", seconds))
         t_best = None
         steps = [("temperature sweep", ["--param", f"distill.temperature={args.temperatures}", "--name", "T"])]

@@ -1,6 +1,7 @@
 """Sweeps on Ray: the points of `mtkd sweep --ray` run as Ray tasks on a local Ray (2 CPUs) and give what
 the sequential sweep gives; a driver killed midway leaves finished points cached for the rerun."""
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -35,6 +36,14 @@ def base_run(tmp_path_factory):
     return out
 
 
+def fresh(base_run: Path, name: str) -> Path:
+    """A copy of the base run without sweeps: a sweep's points link students that another sweep of the same
+    base run trained with the same key, so each sweep compared here runs on its own copy and trains."""
+    out = base_run.parent / name
+    shutil.copytree(base_run, out, ignore=shutil.ignore_patterns("sweeps"))
+    return out
+
+
 @pytest.fixture(scope="module")
 def sequential(base_run):
     """One point after the other on one torch thread, as each 1-CPU Ray task runs: bytes equal only at equal
@@ -42,7 +51,7 @@ def sequential(base_run):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return run_sweep(base_run, [POINTS], name="seq", log=lambda line: None)
+        return run_sweep(fresh(base_run, "seq_base"), [POINTS], name="seq", log=lambda line: None)
     finally:
         torch.set_num_threads(threads)
 
@@ -54,7 +63,8 @@ def student_logits(sweep: Path) -> dict[str, bytes]:
 def test_ray_sweep_equals_the_sequential_sweep(base_run, sequential):
     """Each point a Ray task (1 CPU each on a local Ray of 2): the same table and the same student logits,
     byte for byte, as one point after the other."""
-    ray_sweep = run_sweep(base_run, [POINTS], name="on_ray", log=lambda line: None, ray=OnRay(local_cpus=2))
+    ray_sweep = run_sweep(fresh(base_run, "ray_base"), [POINTS], name="on_ray", log=lambda line: None,
+                          ray=OnRay(local_cpus=2))
     assert (ray_sweep / "sweep_results.csv").read_text() == (sequential / "sweep_results.csv").read_text()
     assert student_logits(ray_sweep) == student_logits(sequential) and len(student_logits(sequential)) == 2
     log = (ray_sweep / "epochs=1" / "log.txt").read_text()   # written by the point's Ray task
@@ -65,6 +75,7 @@ def test_killed_ray_driver_rerun_finishes_only_the_missing_point(base_run, seque
     """The driver (and with it its local Ray) is killed once the short point is finished and the long one is
     training; the rerun finds the short point's stages cached, trains only the long one, and the sweep
     ends as the sequential one."""
+    base_run = fresh(base_run, "killed_base")
     cmd = [sys.executable, "-m", "mtkd", "sweep", str(base_run), "--param", POINTS, "--name", "killed", "--ray"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     short = base_run / "sweeps" / "killed" / "epochs=1" / "demo" / "eval" / "manifest.json"

@@ -238,3 +238,68 @@ def test_bad_params_are_one_line_errors(base, capsys, param, phrase):
     assert err.count("\n") == 1 and err.startswith("mtkd: error:") and phrase in err, err
     after = sorted(p.name for p in (base / "sweeps").glob("*")) if (base / "sweeps").is_dir() else []
     assert after == before
+
+
+def test_a_student_trained_with_the_same_key_is_linked_not_retrained(base, capsys):
+    """A sweep point whose student has the key of one trained already (the base run's, or another sweep's
+    point: a T sweep and a T x alpha grid share cells) links that folder (hard links) instead of training
+    it again; a point with a new key trains. Fails if shared cells were retrained."""
+    assert main(["sweep", str(base), "--param", "distill.temperature=2", "--param", "distill.alpha=0.5,0.9",
+                 "--no-single", "--name", "cells_a"]) == 0
+    capsys.readouterr()
+    assert main(["sweep", str(base), "--param", "distill.alpha=0.5", "--param", "distill.temperature=2,3",
+                 "--no-single", "--name", "cells_b"]) == 0
+    log = capsys.readouterr().out
+    shared, new = base / "sweeps/cells_b/alpha=0.5_T=2", base / "sweeps/cells_b/alpha=0.5_T=3"
+    donor = base / "sweeps/cells_a/T=2_alpha=0.5"
+    assert re.search(r"cached .*alpha=0\.5_T=2/demo/students/multi_average \(linked: .*T=2_alpha=0\.5", log)
+    assert re.search(r"build .*alpha=0\.5_T=3/demo/students/multi_average", log)
+    assert not re.search(r"build .*alpha=0\.5_T=2/demo/students", log)
+    f = "demo/students/multi_average/logits_eval.npy"
+    assert (shared / f).stat().st_ino == (donor / f).stat().st_ino
+    assert (new / f).stat().st_ino != (donor / f).stat().st_ino
+    # the base run's own setting (T 6, alpha 0.7): its student, linked
+    capsys.readouterr()
+    assert main(["sweep", str(base), "--param", "distill.temperature=6", "--no-single", "--name", "as_base"]) == 0
+    assert not re.search(r"build .*/students/", capsys.readouterr().out)
+    assert (base / "sweeps/as_base/T=6" / f).stat().st_ino == (base / f).stat().st_ino
+
+
+def test_reuse_links_another_runs_stages(base, capsys, tmp_path):
+    """`mtkd evaluate CONFIG --out NEW --reuse RUN`: every stage with RUN's key is linked, nothing trained (the
+    eval tables, derived from them, are rewritten);
+    a stage whose key differs (another alpha) is built; a --reuse that is not a run is one line."""
+    capsys.readouterr()
+    assert main(["evaluate", str(base / "config.yaml"), "--out", str(tmp_path / "again"), "--reuse", str(base)]) == 0
+    log = capsys.readouterr().out
+    assert not re.search(r"build .*/(data|teachers|logits|students)", log) and log.count("(linked: ") >= 6
+    f = "demo/students/multi_average/logits_eval.npy"
+    assert (tmp_path / "again" / f).stat().st_ino == (base / f).stat().st_ino
+    assert main(["evaluate", str(base / "config.yaml"), "--out", str(tmp_path / "other"), "--reuse", str(base),
+                 "distill.alpha=0.4", "distill.single_teacher=false"]) == 0
+    log = capsys.readouterr().out
+    assert re.search(r"build .*other/demo/students/multi_average", log)
+    assert re.search(r"cached .*other/demo/students/no_kd \(linked", log)
+    assert main(["evaluate", str(base / "config.yaml"), "--out", str(tmp_path / "x"), "--reuse", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a run directory" in err and not (tmp_path / "x").exists()
+
+
+def test_a_stale_stage_is_not_replaced_by_a_donor_without_recompute(tmp_path):
+    """stages.run: a donor with the same key fills a missing folder; a stale folder is still refused
+    unless recompute (then the donor is linked, nothing built)."""
+    from mtkd import stages
+    from mtkd.errors import MtkdError
+    built = []
+
+    def build(tmp, work):
+        built.append(1)
+        (tmp / "x.txt").write_text(str(len(built)))
+    stages.run(tmp_path / "donor", {"k": 1}, build, log=lambda _: None)
+    stages.run(tmp_path / "a", {"k": 1}, build, log=lambda _: None, donors=[tmp_path / "donor"])
+    assert len(built) == 1 and (tmp_path / "a/x.txt").read_text() == "1"
+    stages.run(tmp_path / "b", {"k": 2}, build, log=lambda _: None)      # b: built from another key
+    with pytest.raises(MtkdError, match="other inputs"):
+        stages.run(tmp_path / "b", {"k": 1}, build, log=lambda _: None, donors=[tmp_path / "donor"])
+    stages.run(tmp_path / "b", {"k": 1}, build, recompute=True, log=lambda _: None, donors=[tmp_path / "donor"])
+    assert len(built) == 2 and (tmp_path / "b/x.txt").stat().st_ino == (tmp_path / "donor/x.txt").stat().st_ino

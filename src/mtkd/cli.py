@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
         r.add_argument("--recompute", action="store_true", help="rebuild stale cached stages instead of refusing them")
         r.add_argument("--seeds", type=int, metavar="N",
                        help="train every student at N seeds: the run seed, then 1, 2, 3, ... (teachers once)")
+        r.add_argument("--reuse", action="append", default=[], metavar="RUN_DIR",
+                       help="another run directory: its finished stages with exactly the same key (data, teachers, "
+                            "logits, students) are hard-linked instead of rebuilt (repeatable)")
         r.add_argument("overrides", nargs="*", default=[], help="key=value config overrides, e.g. distill.alpha=0.5")
     run_like("run", "run the whole pipeline: teachers, logits, students, evaluation, report")
     for name, stage in STAGE_COMMANDS.items():
@@ -193,7 +196,8 @@ def _dispatch(args) -> int:
         return 0
     if args.command == "run" or args.command in STAGE_COMMANDS:
         until = STAGE_COMMANDS.get(args.command, "report")
-        out = experiments.run_config(args.config, args.out, args.overrides, until, args.recompute, n_seeds=args.seeds)
+        out = experiments.run_config(args.config, args.out, args.overrides, until, args.recompute, n_seeds=args.seeds,
+                                     reuse=args.reuse)
         from .runtime import is_main
         if not is_main():   # under accelerate launch, rank 0 speaks for the run
             return 0

@@ -11,6 +11,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -58,14 +59,17 @@ class Run:
     `reseed_teachers`, its teachers and their logits) are trained at S in `<name>@seed<S>` folders; the
     run seed's keep their plain names."""
 
-    def __init__(self, cfg: RunConfig, out: Path, recompute: bool = False, log=print, run_seed: int | None = None):
+    def __init__(self, cfg: RunConfig, out: Path, recompute: bool = False, log=print, run_seed: int | None = None,
+                 donors: Sequence[Path] = ()):
         self.cfg, self.out, self.recompute, self._print = cfg, Path(out), recompute, log
         self.run_seed = cfg.seed if run_seed is None else run_seed
+        self.donors = [Path(d) for d in donors]   # other runs whose stages with the same key are linked, not rebuilt
 
     def at_seed(self, seed: int) -> "Run":
         if seed == self.cfg.seed:
             return self
-        view = Run(dataclasses.replace(self.cfg, seed=seed), self.out, self.recompute, self._print, self.run_seed)
+        view = Run(dataclasses.replace(self.cfg, seed=seed), self.out, self.recompute, self._print, self.run_seed,
+                   self.donors)
         view.precision, view._bar = getattr(self, "precision", None), getattr(self, "_bar", None)
         return view
 
@@ -216,7 +220,8 @@ class Run:
 
     def stage(self, folder: Path, key: dict, build, collective: bool = True):
         with runtime.tracking_as(str(Path(folder).relative_to(self.out))):
-            manifest = stages.run(folder, key, build, recompute=self.recompute, log=self.log, collective=collective)
+            manifest = stages.run(folder, key, build, recompute=self.recompute, log=self.log, collective=collective,
+                                  donors=[d / Path(folder).relative_to(self.out) for d in self.donors])
         bar = getattr(self, "_bar", None)
         if bar is not None:
             bar.update(1)
@@ -679,8 +684,12 @@ def mean_metrics(per_seed: list[dict]) -> dict[str, float]:
 
 
 def run_config(config_path, out=None, overrides=(), until="report", recompute=False, log=print,
-               n_seeds: int | None = None) -> Path:
-    """`n_seeds` (`mtkd run --seeds N`): train the students at N seeds, the run seed then 1, 2, 3, ..."""
+               n_seeds: int | None = None, reuse: Sequence[Path] = ()) -> Path:
+    """`n_seeds` (`mtkd run --seeds N`): train the students at N seeds, the run seed then 1, 2, 3, ...
+    `reuse` (`--reuse RUN`): run folders whose finished stages with the same key are linked, not rebuilt."""
+    for r in reuse:
+        if not (Path(r) / "config.yaml").is_file():
+            raise MtkdError(f"--reuse {r}: not a run directory (no config.yaml)")
     cfg = load_config(config_path, overrides)
     if n_seeds is not None:
         cfg = validate(dataclasses.replace(cfg, seeds=first_seeds(cfg.seed, n_seeds)))
@@ -688,4 +697,4 @@ def run_config(config_path, out=None, overrides=(), until="report", recompute=Fa
         p = Path(config_path)
         out = p if p.is_dir() else (p.parent if p.name == "config.yaml" and (p.parent / "run.json").exists()
                                     else Path("runs") / cfg.name)
-    return Run(cfg, Path(out), recompute, log).execute(until)
+    return Run(cfg, Path(out), recompute, log, donors=reuse).execute(until)

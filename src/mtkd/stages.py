@@ -14,7 +14,7 @@ import platform
 import shutil
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from . import runtime
 from .errors import MtkdError
@@ -87,20 +87,30 @@ def _canonical(key: dict) -> dict:
 
 
 def run(folder: Path, key: dict, build: Callable[[Path, Path], dict | None], recompute: bool = False,
-        log: Callable[[str], None] = print, collective: bool = True) -> dict:
+        log: Callable[[str], None] = print, collective: bool = True, donors: Sequence[Path] = ()) -> dict:
     """Return the manifest of `folder`, building it with `build(tmp_dir, work_dir) -> extra manifest
     fields` unless it is already finished with the same key.
 
     Under several processes rank 0 decides (cached, stale or to build) and owns the folder: it writes the
     manifest and renames the folder into place while the others wait at a barrier, then read it. A
     `collective` build (one that trains or extracts: every rank must take part) runs on every rank, the
-    others writing into a scratch folder of their own that is dropped; otherwise rank 0 alone builds."""
+    others writing into a scratch folder of their own that is dropped; otherwise rank 0 alone builds.
+
+    `donors`: the same stage's folders in other runs (e.g. the other points of a sweep). When `folder` is
+    unfinished (or stale, with `recompute`) and a donor is finished with exactly this key, the donor's
+    folder is hard-linked into place instead of being rebuilt: same key, same stage."""
     folder = Path(folder)
     main = runtime.is_main()
     manifest, stale = runtime.broadcast(check(folder, key) if main else None)
     if manifest is not None:
         log(f"  cached  {folder}")
         return manifest
+    if donors and (not stale or recompute):
+        donor = runtime.broadcast(_link_donor(folder, key, donors) if main else None)
+        if donor is not None:
+            log(f"  cached  {folder} (linked: {donor} has the same key)")
+            runtime.barrier()
+            return read_json(folder / MANIFEST)
     if stale and not recompute:
         raise MtkdError(f"{stale}; pass --recompute to rebuild it")
     key = _canonical(key)
@@ -144,6 +154,44 @@ def run(folder: Path, key: dict, build: Callable[[Path, Path], dict | None], rec
     shutil.rmtree(work, ignore_errors=True)
     runtime.barrier()
     return manifest
+
+
+def _link_donor(folder: Path, key: dict, donors: Sequence[Path]) -> str | None:
+    """Link the first donor finished with `key` into `folder` (whole or not at all); its path, or None."""
+    want = sha256_json(_canonical(key))
+    for donor in map(Path, donors):
+        mpath = donor / MANIFEST
+        if donor.resolve() == folder.resolve() or not mpath.is_file():
+            continue
+        try:
+            if sha256_json(read_json(mpath)["key"]) != want:   # cheap test first: no file hashed
+                continue
+        except (ValueError, KeyError, TypeError, OSError):
+            continue
+        if check(donor, key)[0] is not None:
+            link_folder(donor, folder)
+            return str(donor)
+    return None
+
+
+def link_folder(src: Path, dst: Path) -> None:
+    """`dst` becomes a copy of finished stage folder `src` made of hard links (copies across file
+    systems); it appears whole, manifest included, or not at all."""
+    tmp = dst.with_name(f".{dst.name}.link-tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(src, tmp, copy_function=_link_or_copy)
+    if dst.exists():
+        shutil.rmtree(dst)
+    os.replace(tmp, dst)
+
+
+def _link_or_copy(src, dst):
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+    return dst
 
 
 def _start(folder: Path, tmp: Path, work: Path) -> str | None:

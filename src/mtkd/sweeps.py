@@ -20,7 +20,6 @@ import itertools
 import math
 import os
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from . import runtime
 from .config import RunConfig, StudentConfig, _did_you_mean, _safe_name, load_config, seeds_of, to_dict
 from .errors import MtkdError
 from .experiments import Run, Student, mean_metrics, planned_students
+from .stages import link_folder
 from .io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from .analysis import figures
 from .analysis.gap import gap_closed
@@ -170,20 +170,16 @@ def link_cached_stages(run_dir: Path, point_dir: Path, base: RunConfig) -> None:
             if (dst / "manifest.json").is_file() and \
                     read_json(dst / "manifest.json")["outputs"] == read_json(src / "manifest.json")["outputs"]:
                 continue   # already the base run's (a base rebuilt with --recompute is linked anew)
-            tmp = dst.with_name(f".{dst.name}.link-tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.rmtree(dst, ignore_errors=True)    # an unfinished folder: a stage would redo it
-            tmp.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copytree(src, tmp, copy_function=_link_or_copy)
-            os.replace(tmp, dst)                       # appears whole, manifest included, or not at all
+            link_folder(src, dst)   # appears whole, manifest included, or not at all
 
 
-def _link_or_copy(src, dst):
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-    return dst
+def donor_runs(run_dir: Path, sweep: "Sweep") -> list[Path]:
+    """Where a point may find a student already trained with its exact key (stages.run links it instead of
+    training it again): the base run, this sweep's other points, and every point of the base run's other
+    sweeps (a T sweep and a T x alpha grid share points)."""
+    mine = [sweep.folder / p.folder for p in sweep.points]
+    others = sorted(p for p in (run_dir / SWEEP_DIR).glob("*/*") if (p / "config.yaml").is_file() and p not in mine)
+    return [run_dir, *mine, *others]
 
 
 @dataclass
@@ -230,22 +226,24 @@ def execute(sweep: Sweep, recompute=False, log=print, ray: OnRay | None = None) 
         for point in sweep.points:
             link_cached_stages(sweep.run_dir, sweep.folder / point.folder, sweep.base)
     runtime.barrier()
+    donors = donor_runs(sweep.run_dir, sweep)
     if ray is not None:
-        _execute_on_ray(sweep, ray, recompute, log)
+        _execute_on_ray(sweep, ray, recompute, log, donors)
     else:
         for i, point in enumerate(sweep.points, 1):
             log(f"[sweep {i}/{len(sweep.points)}] {point.folder}")
-            Run(point.cfg, sweep.folder / point.folder, recompute, log).execute("evaluate")
+            Run(point.cfg, sweep.folder / point.folder, recompute, log, donors=donors).execute("evaluate")
     return tasks, [r for point in sweep.points for r in point_results(sweep, point, tasks)]
 
 
-def _run_point(cfg: RunConfig, out: str, recompute: bool, threads: int, driver: tuple[str, int]) -> list[str]:
+def _run_point(cfg: RunConfig, out: str, recompute: bool, threads: int, driver: tuple[str, int],
+               donors: list[Path]) -> list[str]:
     """One sweep point inside a Ray worker; returns what it logged (its RUN/log.txt has it too)."""
     import torch
     _die_with(driver)
     torch.set_num_threads(threads)   # the task's CPUs, not the machine's: points share the cores fairly
     lines: list[str] = []
-    Run(cfg, Path(out), recompute, lines.append).execute("evaluate")
+    Run(cfg, Path(out), recompute, lines.append, donors=donors).execute("evaluate")
     return lines
 
 
@@ -271,7 +269,7 @@ def _die_with(driver: tuple[str, int]) -> None:
     threading.Thread(target=watch, daemon=True, name="mtkd-driver-watch").start()
 
 
-def _execute_on_ray(sweep: Sweep, spec: OnRay, recompute: bool, log) -> None:
+def _execute_on_ray(sweep: Sweep, spec: OnRay, recompute: bool, log, donors: list[Path]) -> None:
     try:
         import ray
     except ImportError:
@@ -293,7 +291,8 @@ def _execute_on_ray(sweep: Sweep, spec: OnRay, recompute: bool, log) -> None:
     threads = max(1, int(spec.cpus_per_task))
     import socket
     driver = (socket.gethostname(), os.getpid())
-    pending = {task.remote(p.cfg, str(sweep.folder / p.folder), recompute, threads, driver): p for p in sweep.points}
+    pending = {task.remote(p.cfg, str(sweep.folder / p.folder), recompute, threads, driver, donors): p
+               for p in sweep.points}
     try:
         for done in range(1, len(sweep.points) + 1):
             (ref,), _ = ray.wait(list(pending), num_returns=1)
