@@ -48,10 +48,16 @@ VARIANTS = {   # variant -> the sweep params that make it (each variant is its o
 }
 
 
-def built_seconds(folder: Path, pattern: str) -> tuple[float, int]:
-    """Total seconds recorded in the manifests of the stage folders matching `pattern` (when they were built)."""
+def built_seconds(folder: Path, pattern: str, seen: set) -> tuple[float, int]:
+    """Total seconds recorded in the manifests of the stage folders matching `pattern` (when they were built),
+    each stage counted once: a folder linked from another run (same key) shares its manifest file (`seen`)."""
     import json
-    found = [json.loads(m.read_text()).get("seconds", 0.0) for m in folder.glob(f"{pattern}/manifest.json")]
+    found = []
+    for m in folder.glob(f"{pattern}/manifest.json"):
+        st = m.stat()
+        if (st.st_dev, st.st_ino) not in seen:
+            seen.add((st.st_dev, st.st_ino))
+            found.append(json.loads(m.read_text()).get("seconds", 0.0))
     return sum(found), len(found)
 
 
@@ -202,13 +208,13 @@ def teachers_table(task: TaskEval, temps: dict[str, float]) -> Table:
 
 def cost_rows(run: Path, tasks: dict) -> list[list[str]]:
     task = next(iter(tasks.values())).name
-    rows = []
+    rows, seen = [], set()
     for what, folder, pattern in [("teachers (fit, cross-fit)", run / task, "teachers/*"),
                                   ("teacher logits (every split)", run / task, "logits/*"),
                                   ("no-KD students", run / task, "students/no_kd*")] + \
             [(f"students: {v}", p, "students/*") for v in tasks
              for p in sorted((run / "sweeps" / v.replace("+", "_")).glob("*/" + task))]:
-        seconds, n = built_seconds(folder, pattern)
+        seconds, n = built_seconds(folder, pattern, seen)
         rows.append([what, str(n), f"{seconds / 60:.1f}"])
     return rows
 

@@ -280,6 +280,11 @@ def test_reuse_links_another_runs_stages(base, capsys, tmp_path):
     log = capsys.readouterr().out
     assert re.search(r"build .*other/demo/students/multi_average", log)
     assert re.search(r"cached .*other/demo/students/no_kd \(linked", log)
+    # the no-KD student's metrics.json scores binary F1 of pos_label: another pos_label is another student
+    assert main(["train-baseline", str(base / "config.yaml"), "--out", str(tmp_path / "pos"), "--reuse", str(base),
+                 "tasks.0.pos_label=negative"]) == 0
+    log = capsys.readouterr().out
+    assert re.search(r"build .*pos/demo/students/no_kd", log) and re.search(r"cached .*pos/demo/teachers/t1 \(linked", log)
     assert main(["evaluate", str(base / "config.yaml"), "--out", str(tmp_path / "x"), "--reuse", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a run directory" in err and not (tmp_path / "x").exists()
@@ -303,3 +308,8 @@ def test_a_stale_stage_is_not_replaced_by_a_donor_without_recompute(tmp_path):
         stages.run(tmp_path / "b", {"k": 1}, build, log=lambda _: None, donors=[tmp_path / "donor"])
     stages.run(tmp_path / "b", {"k": 1}, build, recompute=True, log=lambda _: None, donors=[tmp_path / "donor"])
     assert len(built) == 2 and (tmp_path / "b/x.txt").stat().st_ino == (tmp_path / "donor/x.txt").stat().st_ino
+    # a donor whose file no longer matches its manifest is passed over: the stage is built
+    (tmp_path / "donor/x.txt").unlink()
+    (tmp_path / "donor/x.txt").write_text("tampered")
+    stages.run(tmp_path / "c", {"k": 1}, build, log=lambda _: None, donors=[tmp_path / "donor"])
+    assert len(built) == 3 and (tmp_path / "c/x.txt").read_text() == "3"

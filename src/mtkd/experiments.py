@@ -350,6 +350,8 @@ class Run:
                 key["calibrate"] = True
             if d.temperature == "auto":
                 key["temperature_grid"] = d.temperature_grid
+        elif task.num_labels == 2 and task.pos_label != 1:   # its metrics.json's binary F1 scores that class
+            key["pos_label"] = task.pos_label
         fps = task.all_fingerprints()
         if transfer:   # trained on train + the transfer set (KD only there)
             key["transfer"] = fps["transfer"]

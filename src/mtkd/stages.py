@@ -157,20 +157,28 @@ def run(folder: Path, key: dict, build: Callable[[Path, Path], dict | None], rec
 
 
 def _link_donor(folder: Path, key: dict, donors: Sequence[Path]) -> str | None:
-    """Link the first donor finished with `key` into `folder` (whole or not at all); its path, or None."""
+    """Link the first donor finished with `key` into `folder` (whole or not at all); its path, or None.
+    A donor that cannot be read or linked, or that changed while it was linked, is passed over (the
+    stage is then built as usual)."""
     want = sha256_json(_canonical(key))
     for donor in map(Path, donors):
         mpath = donor / MANIFEST
-        if donor.resolve() == folder.resolve() or not mpath.is_file():
-            continue
         try:
-            if sha256_json(read_json(mpath)["key"]) != want:   # cheap test first: no file hashed
+            if donor.resolve() == folder.resolve() or not mpath.is_file() or \
+                    sha256_json(read_json(mpath)["key"]) != want:   # cheap test first: no file hashed
                 continue
-        except (ValueError, KeyError, TypeError, OSError):
-            continue
-        if check(donor, key)[0] is not None:
+            if check(donor, key)[0] is None:
+                continue
             link_folder(donor, folder)
-            return str(donor)
+            if check(folder, key)[0] is None:   # the donor was rebuilt meanwhile (another process)
+                shutil.rmtree(folder, ignore_errors=True)
+                continue
+        except (ValueError, KeyError, TypeError, OSError, shutil.Error):
+            shutil.rmtree(folder.with_name(f".{folder.name}.link-tmp"), ignore_errors=True)
+            continue
+        for old in folder.parent.glob(f".{folder.name}.work-*"):   # checkpoints of a build it replaces
+            shutil.rmtree(old, ignore_errors=True)
+        return str(donor)
     return None
 
 

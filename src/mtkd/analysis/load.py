@@ -108,7 +108,7 @@ def transfer_lines(manifest: dict) -> list[str]:
     where = f"the file {Path(tr['file']).name}" if tr.get("file") else "the train rows max_train_examples left unused"
     if not used:
         return [f"{manifest['task']}: a transfer set of {tr['n']} unlabelled examples ({where}) exists, "
-                f"but no student used it (distill.use_transfer: false)."]
+                f"but no student used it (distill.use_transfer: false, or alpha 0)."]
     return [f"{manifest['task']}: {', '.join(used)} learned from the labelled train split plus a transfer set of "
             f"{tr['n']} unlabelled examples ({where}; KD term only, labels never used); the other students (no_kd "
             f"always) saw only the labelled train split."]
