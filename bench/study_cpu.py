@@ -58,9 +58,13 @@ def best_single_teachers(run: Path, tasks: list[str]) -> list[str]:
     return names
 
 
-def publish(run: Path, dest: Path) -> None:
-    """The run's report (md + html), config, master table and analysis, and every sweep's tables and plots."""
+def publish(run: Path, dest: Path, log) -> None:
+    """The run's report (md + html; with DEST/findings.md, the hand-written findings, in it), config, master
+    table and analysis, and every sweep's tables and plots at the paths the report links to."""
     dest.mkdir(parents=True, exist_ok=True)
+    if (dest / "findings.md").is_file():
+        shutil.copy2(dest / "findings.md", run / "findings.md")
+    run_mtkd(["report", str(run)], log)
     for name in ("report.md", "report.html", "config.yaml"):
         if (run / name).is_file():
             shutil.copy2(run / name, dest / name)
@@ -68,10 +72,10 @@ def publish(run: Path, dest: Path) -> None:
         if (run / sub).is_dir():
             shutil.copytree(run / sub, dest / sub, dirs_exist_ok=True)
     for sweep in sorted((run / "sweep_base" / "sweeps").glob("*")):
-        out = dest / "sweeps" / sweep.name
+        out = dest / "sweep_base" / "sweeps" / sweep.name
         out.mkdir(parents=True, exist_ok=True)
         for f in sweep.iterdir():
-            if f.is_file() and f.suffix in (".md", ".csv", ".png"):
+            if f.is_file() and f.suffix in (".md", ".csv", ".png", ".json"):
                 shutil.copy2(f, out / f.name)
 
 
@@ -142,7 +146,7 @@ def main() -> None:
         run_mtkd(["report", str(base)], log)
 
     if args.publish:
-        publish(run, Path(args.publish))
+        publish(run, Path(args.publish), log)
     per = stage_seconds(run, tasks)
     stages = sorted({k for v in per.values() for k in v})
     print(f"\n{'stage':32s}" + "".join(f"{t:>10s}" for t in tasks) + f"{'all':>10s}   (minutes)")

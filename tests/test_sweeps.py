@@ -313,3 +313,36 @@ def test_a_stale_stage_is_not_replaced_by_a_donor_without_recompute(tmp_path):
     (tmp_path / "donor/x.txt").write_text("tampered")
     stages.run(tmp_path / "c", {"k": 1}, build, log=lambda _: None, donors=[tmp_path / "donor"])
     assert len(built) == 3 and (tmp_path / "c/x.txt").read_text() == "3"
+
+
+def test_report_shows_sweeps_and_hand_written_findings(base, capsys):
+    """`mtkd report` carries every finished sweep of the run and of a run nested in it (tables from their CSVs,
+    plots embedded in the HTML), and RUN/findings.md after the verdict; none of it when absent."""
+    assert main(["report", str(base)]) == 0
+    before = (base / "report.md").read_text()
+    assert "## Findings" not in before
+    assert main(["sweep", str(base), "--param", "distill.alpha=0.5,0.9", "--no-single", "--name", "a_rep"]) == 0
+    nested = base / "nested"
+    assert main(["evaluate", str(base / "config.yaml"), "--out", str(nested), "--reuse", str(base)]) == 0
+    assert main(["sweep", str(nested), "--param", "distill.temperature=2", "--no-single", "--name", "T2"]) == 0
+    (base / "findings.md").write_text("## Findings\n\nMany voices **did not** beat one on `demo`.\n\n- a\n- b\n")
+    capsys.readouterr()
+    assert main(["report", str(base)]) == 0
+    md, page = (base / "report.md").read_text(), (base / "report.html").read_text()
+    assert md.index("## Verdict") < md.index("## Findings") < md.index("## What this run contains")
+    assert "Many voices **did not** beat one on `demo`." in md
+    assert "<b>did not</b>" in page and "<code>demo</code>" in page and "<li>a</li><li>b</li>" in page
+    for rel in ("sweeps/a_rep", "nested/sweeps/T2"):
+        assert f"## Sweep {rel}" in md
+        best = rows(base / rel / "best.csv")
+        assert {r["method"] for r in best} == {"no_kd", "multi_average"}
+        # the best table in the report is best.csv's, row by row
+        line = next(l for l in md[md.index(f"## Sweep {rel}"):].splitlines() if l.startswith("| multi_average"))
+        m = next(r for r in best if r["method"] == "multi_average")
+        assert [c.strip() for c in line.split("|")[1:-1]] == list(m.values())
+    assert md.count("![sweeps/a_rep: sweep_alpha]") == 1
+    assert page.count('<img src="data:image/png;base64,') >= md.count("](sweeps/") + md.count("](nested/sweeps/")
+    start = md.index("## Sweep sweeps/a_rep")
+    sweep_md = md[start:md.index("\n## ", start + 1)]
+    assert "Best multi-teacher student" not in sweep_md   # this sweep has no single-teacher student
+    assert re.search(r"Best overall \(selected on validation\): (multi_average|no_kd) at", sweep_md)

@@ -423,29 +423,34 @@ def heatmaps(sweep: Sweep, tasks: list[TaskData], results: list[Result]) -> dict
     return out
 
 
-def best_markdown(sweep: Sweep, results: list[Result]) -> str:
-    """Which point is best for each method: selected on validation AVG, reported on eval AVG."""
-    axes = varying(sweep.params) or ([0] if len(sweep.params) == 1 else [])   # one param of one value: still 'swept'
-    swept = "; ".join(f"{p.short} (`{p.key}`) ∈ {{{', '.join(p.values)}}}" for i, p in enumerate(sweep.params) if i in axes)
-    fixed = "; ".join(f"{p.short} (`{p.key}`) = {p.values[0]}" for i, p in enumerate(sweep.params) if i not in axes)
-    lines = [f"# Best point per method: sweep `{sweep.folder.name}`", "",
-             f"Swept: {swept or 'nothing (one point)'}.{f' Fixed: {fixed}.' if fixed else ''} Score: AVG, the mean over tasks of each task's official metric (%). The best point is "
-             "selected on validation (val AVG, first point on ties) and reported on eval (AVG); the worst likewise.", "",
-             "| method | type | best point (selected on validation) | val AVG | AVG | worst point | val AVG | AVG |",
-             "|---|---|---|---|---|---|---|---|"]
+def best_table(results: list[Result]) -> Table:
+    """The best and the worst point per method: selected on validation AVG (first point on ties), with eval AVG."""
+    rows = []
     for method, type_ in methods_of(results):
         mine = [r for r in results if r.method == method]
         if len({r.val_avg for r in mine}) == 1 and len({r.avg for r in mine}) == 1:
             where = "the same at every point" + (" (from the base run)" if mine[0].trained_in == "base run" else "")
-            lines.append(f"| {method} | {type_} | {where} | {cell(mine[0].val_avg)} | {cell(mine[0].avg)} | | | |")
+            rows.append([method, type_, where, cell(mine[0].val_avg), cell(mine[0].avg), "", "", ""])
             continue
         hi = best_result(mine)
         lo = min(mine, key=lambda r: r.val_avg)
-        lines.append(f"| {method} | {type_} | {hi.point.folder} | {cell(hi.val_avg)} | {cell(hi.avg)} | "
-                     f"{lo.point.folder} | {cell(lo.val_avg)} | {cell(lo.avg)} |")
+        rows.append([method, type_, hi.point.folder, cell(hi.val_avg), cell(hi.avg),
+                     lo.point.folder, cell(lo.val_avg), cell(lo.avg)])
+    return Table(["method", "type", "best point (selected on validation)", "val AVG", "AVG", "worst point",
+                  "worst val AVG", "worst AVG"], rows)
+
+
+def best_sentences(sweep: Sweep, results: list[Result]) -> list[str]:
+    """What was swept, the best point overall and best multi vs best single (selected on validation), the seeds."""
+    axes = varying(sweep.params) or ([0] if len(sweep.params) == 1 else [])   # one param of one value: still 'swept'
+    swept = "; ".join(f"{p.short} (`{p.key}`) ∈ {{{', '.join(p.values)}}}" for i, p in enumerate(sweep.params) if i in axes)
+    fixed = "; ".join(f"{p.short} (`{p.key}`) = {p.values[0]}" for i, p in enumerate(sweep.params) if i not in axes)
+    lines = [f"Swept: {swept or 'nothing (one point)'}.{f' Fixed: {fixed}.' if fixed else ''} Score: AVG, the mean over "
+             "tasks of each task's official metric (%). The best point is selected on validation (val AVG, first point "
+             "on ties) and reported on eval (AVG); the worst likewise."]
     top = best_result(results)
-    lines += ["", f"Best overall (selected on validation): **{top.method}** at **{top.point.folder}** "
-                  f"(val AVG {cell(top.val_avg)}, eval AVG {cell(top.avg)})."]
+    lines.append(f"Best overall (selected on validation): **{top.method}** at **{top.point.folder}** "
+                 f"(val AVG {cell(top.val_avg)}, eval AVG {cell(top.avg)}).")
     m = best_result([r for r in results if r.type == "multi"])
     s = best_result([r for r in results if r.type == "single"])
     if m and s:
@@ -454,12 +459,20 @@ def best_markdown(sweep: Sweep, results: list[Result]) -> str:
                      f"(eval {cell(s.avg)}); difference on eval {m.avg - s.avg:+.2f} pp.")
     n = len(seeds_of(sweep.points[0].cfg))
     runs = "one training run (one seed)" if n == 1 else f"the mean of {n} training runs (seeds {seeds_of(sweep.base)})"
-    lines += ["", f"Every point is {runs}: differences smaller than the seed-to-seed spread (`mtkd seeds`) and "
-              "the eval sampling error (`mtkd analyze` on a run: significance.csv) are noise."]
-    return "\n".join(lines) + "\n"
+    lines.append(f"Every point is {runs}: differences smaller than the seed-to-seed spread (`mtkd seeds`) and "
+                 "the eval sampling error (`mtkd analyze` on a run: significance.csv) are noise.")
+    return lines
 
 
-def write_outputs(sweep: Sweep, tasks, results, extra: dict[str, str | bytes] | None = None) -> list[Path]:
+def best_markdown(sweep: Sweep, results: list[Result]) -> str:
+    """best.md: which point is best for each method (best_table) and the sentences around it."""
+    first, *rest = best_sentences(sweep, results)
+    return "\n".join([f"# Best point per method: sweep `{sweep.folder.name}`", "", first, "",
+                      best_table(results).to_markdown().rstrip(), "", *rest[:-1], "", rest[-1]]) + "\n"
+
+
+def write_outputs(sweep: Sweep, tasks, results, extra: dict[str, str | bytes] | None = None,
+                  summary: list[str] | None = None) -> list[Path]:
     if not runtime.is_main():
         return []
     written = results_table(sweep, tasks, results).write(sweep.folder, "sweep_results")
@@ -471,7 +484,8 @@ def write_outputs(sweep: Sweep, tasks, results, extra: dict[str, str | bytes] | 
         "base_run": str(sweep.run_dir), "params": {p.key: list(p.values) for p in sweep.params},
         "points": [{"folder": p.folder, "values": dict(zip((q.key for q in sweep.params), p.values))}
                    for p in sweep.points],
-        "baseline_from_base": sweep.baseline_from_base, "outputs": [p.name for p in written]})
+        "baseline_from_base": sweep.baseline_from_base, "outputs": [p.name for p in written],
+        "summary": summary or []})
     return written
 
 
@@ -492,7 +506,8 @@ def run_sweep(run_dir, specs: list[str], name: str | None = None, strategies=Non
     else:   # a joint grid, or several fixed settings (one point: nothing to plot)
         extra = heatmaps(sweep, tasks, results) if axes else {}
     extra["best.md"] = best_markdown(sweep, results)
-    write_outputs(sweep, tasks, results, extra)
+    extra["best.csv"] = best_table(results).to_csv()
+    write_outputs(sweep, tasks, results, extra, summary=best_sentences(sweep, results))
     return sweep.folder
 
 
@@ -600,5 +615,6 @@ def run_seeds(run_dir, seeds: list[str], name: str = "seeds", strategies=None, s
     tasks, results = execute(sweep, recompute, log, ray)
     table, sentences = seed_summary(tasks, results)
     write_outputs(sweep, tasks, results, {"seed_summary.csv": table.to_csv(),
-                                          "seed_summary.md": seed_markdown(sweep, table, sentences)})
+                                          "seed_summary.md": seed_markdown(sweep, table, sentences)},
+                  summary=sentences)
     return sweep.folder

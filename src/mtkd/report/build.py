@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from pathlib import Path
 
 from mtkd.analysis.gap import verdict
@@ -21,6 +22,7 @@ from mtkd.errors import MtkdError
 from mtkd.io import atomic_write_text
 from mtkd.tables import Table, read_csv
 
+FINDINGS = "findings.md"   # RUN/findings.md: hand-written findings, shown after the verdict
 CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
        "table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:13px}"
        "th,td{border:1px solid #bbb;padding:3px 8px;text-align:left}th{background:#eee}"
@@ -53,12 +55,16 @@ def _blocks(run_dir: Path, analysis: Path, manifests: list[Path]) -> list[tuple]
     config = read_config(run_dir)
     name = config.get("name") or run_dir.name
     blocks = [("h1", f"mtkd report: {name}"),
-              ("h2", "Verdict"), ("ul", verdict_lines(sig, success)),
-              ("h2", "What this run contains"), ("ul", coverage_lines(run_dir, manifests, config)),
-              ("h2", "Master results"),
-              ("p", "Official metrics on the eval split, in % (from results/master_results.csv); <task>_ece: expected "
-                    "calibration error of the eval predictions (%, 15 bins; lower is better; not part of AVG); transfer "
-                    "(when a task has a transfer set): the tasks whose transfer set the model learned from.")]
+              ("h2", "Verdict"), ("ul", verdict_lines(sig, success))]
+    findings = run_dir / FINDINGS
+    if findings.is_file():   # hand-written from the numbers below; kept when the report is rebuilt
+        text = findings.read_text(encoding="utf-8", errors="replace").strip()
+        blocks += [("h2", "Findings"), ("md", re.sub(r"\A#+ *Findings *\n+", "", text))]
+    blocks += [("h2", "What this run contains"), ("ul", coverage_lines(run_dir, manifests, config)),
+               ("h2", "Master results"),
+               ("p", "Official metrics on the eval split, in % (from results/master_results.csv); <task>_ece: expected "
+                     "calibration error of the eval predictions (%, 15 bins; lower is better; not part of AVG); transfer "
+                     "(when a task has a transfer set): the tasks whose transfer set the model learned from.")]
     master = run_dir / "results" / "master_results.csv"
     blocks.append(("table", read_csv(master)) if master.is_file() else ("p", "results/master_results.csv not found."))
     figures = {f["file"]: f for f in man.get("figures", [])}
@@ -72,10 +78,44 @@ def _blocks(run_dir: Path, analysis: Path, manifests: list[Path]) -> list[tuple]
             if f in figures:
                 blocks.append(("img", f"analysis/{f}", figures.pop(f)))
     blocks += [("img", f"analysis/{f}", fig) for f, fig in figures.items()]
+    blocks += sweep_blocks(run_dir)
     cfg_path = run_dir / "config.yaml"
     cfg_text = cfg_path.read_text(encoding="utf-8", errors="replace") if cfg_path.is_file() else None
     blocks += [("h2", "Configuration (config.yaml)"),
                ("code", cfg_text) if cfg_text is not None else ("p", "config.yaml not found in the run directory.")]
+    return blocks
+
+
+def sweep_folders(run_dir: Path) -> list[Path]:
+    """RUN/sweeps/*, and the sweeps of a run nested in RUN (e.g. a sweep base holding some of its tasks)."""
+    nested = [d for d in sorted(run_dir.iterdir()) if d.is_dir() and (d / "run.json").is_file()]
+    return [f for base in [run_dir, *nested] for f in sorted((base / "sweeps").glob("*"))
+            if (f / "sweep.json").is_file()]
+
+
+def sweep_blocks(run_dir: Path) -> list[tuple]:
+    """One section per finished sweep: what it varied, its best point per method (selected on validation),
+    the seed statistics where it has them, every point's results and its plots."""
+    blocks = []
+    for folder in sweep_folders(run_dir):
+        rel = folder.relative_to(run_dir).as_posix()
+        try:
+            info = json.loads((folder / "sweep.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            blocks += [("h2", f"Sweep {rel}"), ("p", f"{rel}/sweep.json is unreadable: sweep left out.")]
+            continue
+        params = "; ".join(f"{k} = {', '.join(map(str, v))}" for k, v in info.get("params", {}).items())
+        blocks += [("h2", f"Sweep {rel}"),
+                   ("p", f"`mtkd sweep` of the run {Path(info.get('base_run', '?')).name}: {params}. Tables and plots "
+                         f"from {rel}/.")]
+        if info.get("summary"):
+            blocks.append(("ul", [line.replace("**", "") for line in info["summary"]]))
+        for name in ("seed_summary.csv", "best.csv", "sweep_results.csv"):
+            if (folder / name).is_file():
+                blocks.append(("table", read_csv(folder / name)))
+        for png in sorted(folder.glob("*.png")):
+            blocks.append(("img", f"{rel}/{png.name}", {"title": f"{rel}: {png.stem}",
+                                                         "caption": f"From {rel}/{png.name}."}))
     return blocks
 
 
@@ -180,7 +220,7 @@ def to_markdown(blocks: list[tuple]) -> str:
     for kind, *rest in blocks:
         if kind in ("h1", "h2"):
             out.append(("# " if kind == "h1" else "## ") + rest[0])
-        elif kind == "p":
+        elif kind in ("p", "md"):
             out.append(rest[0])
         elif kind == "ul":
             out.append("\n".join(f"- {line}" for line in rest[0]))
@@ -195,6 +235,32 @@ def to_markdown(blocks: list[tuple]) -> str:
     return "\n\n".join(out) + "\n"
 
 
+def md_to_html(text: str) -> str:
+    """The small Markdown of a hand-written findings file: ### headings, - lists, paragraphs, `code`, **bold**."""
+    def inline(s: str) -> str:
+        s = html.escape(s)
+        s = re.sub(r"`([^`]+)`", r"<code>\1</code>", s)
+        return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", s)
+    out = []
+    for part in re.split(r"\n\s*\n", text.strip()):
+        lines = part.splitlines()
+        if lines[0].startswith("#"):
+            out.append(f"<h3>{inline(lines[0].lstrip('#').strip())}</h3>")
+            lines = lines[1:]
+        if lines and all(ln.startswith(("- ", "  ")) for ln in lines):
+            items, cur = [], []
+            for ln in lines:
+                if ln.startswith("- ") and cur:
+                    items.append(" ".join(cur))
+                    cur = []
+                cur.append(ln[2:].strip() if ln.startswith("- ") else ln.strip())
+            items.append(" ".join(cur))
+            out.append("<ul>" + "".join(f"<li>{inline(i)}</li>" for i in items) + "</ul>")
+        elif lines:
+            out.append(f"<p>{inline(' '.join(ln.strip() for ln in lines))}</p>")
+    return "\n".join(out)
+
+
 def to_html(blocks: list[tuple], run_dir: Path) -> str:
     e = html.escape
     body = []
@@ -203,6 +269,8 @@ def to_html(blocks: list[tuple], run_dir: Path) -> str:
             body.append(f"<{kind}>{e(rest[0])}</{kind}>")
         elif kind == "p":
             body.append(f"<p>{e(rest[0])}</p>")
+        elif kind == "md":
+            body.append(md_to_html(rest[0]))
         elif kind == "ul":
             body.append("<ul>" + "".join(f"<li>{e(line)}</li>" for line in rest[0]) + "</ul>")
         elif kind == "code":
