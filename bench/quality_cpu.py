@@ -96,7 +96,11 @@ def stale_settings(run: Path, point: Path) -> list[str]:
     """The settings in which sweep point `point` differs from the base run `run` beyond what a variant sets
     (e.g. a student recipe changed since the variant ran): its students are not comparable with the others."""
     from mtkd.config import load_config, to_dict
-    base, pt = (to_dict(load_config(f / "config.yaml")) for f in (run, point))   # local paths resolved
+    from mtkd.errors import MtkdError
+    try:
+        base, pt = (to_dict(load_config(f / "config.yaml")) for f in (run, point))   # local paths resolved
+    except MtkdError as e:   # a point folder whose config.yaml is broken: not comparable either
+        return [f"its config.yaml does not load: {e}"]
     out = []
     for k in sorted(set(base) | set(pt)):
         a, b = base.get(k), pt.get(k)
