@@ -186,7 +186,7 @@ def main():
         print(f"seed {seed}: mtkd {m_acc:.2f} ({m_s:.0f} s)   textbrewer {p_acc:.2f} ({p_s:.0f} s)", flush=True)
     mean = lambda i: statistics.mean(r[i] for r in rows)
     sd = lambda i: statistics.stdev(r[i] for r in rows) if len(rows) > 1 else 0.0
-    print(f"| side | mean | sd | per-seed | seconds/student |\n|---|---|---|---|---|")
+    print("| side | mean | sd | per-seed | seconds/student |\n|---|---|---|---|---|")
     print(f"| mtkd multi_average (cached) | {mean(1):.2f} | {sd(1):.2f} | {' / '.join(f'{r[1]:.2f}' for r in rows)} | {mean(2):.0f} |")
     print(f"| TextBrewer MultiTeacherDistiller (online) | {mean(3):.2f} | {sd(3):.2f} | "
           f"{' / '.join(f'{r[3]:.2f}' for r in rows)} | {mean(4):.0f} |")

@@ -97,9 +97,10 @@ def stale_settings(run: Path, point: Path) -> list[str]:
     (e.g. a student recipe changed since the variant ran): its students are not comparable with the others."""
     from mtkd.config import load_config, to_dict
     from mtkd.errors import MtkdError
+    base = to_dict(load_config(run / "config.yaml"))   # local paths resolved (the base run's: loaded before)
     try:
-        base, pt = (to_dict(load_config(f / "config.yaml")) for f in (run, point))   # local paths resolved
-    except MtkdError as e:   # a point folder whose config.yaml is broken: not comparable either
+        pt = to_dict(load_config(point / "config.yaml"))
+    except (MtkdError, OSError) as e:   # a point folder whose config.yaml is broken: not comparable either
         return [f"its config.yaml does not load: {e}"]
     out = []
     for k in sorted(set(base) | set(pt)):

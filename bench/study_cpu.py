@@ -71,8 +71,9 @@ def publish(run: Path, dest: Path, log) -> None:
     for sub in ("results", "analysis"):
         if (run / sub).is_dir():
             shutil.copytree(run / sub, dest / sub, dirs_exist_ok=True)
-    for sweep in sorted((run / "sweep_base" / "sweeps").glob("*")):
-        out = dest / "sweep_base" / "sweeps" / sweep.name
+    from mtkd.report.build import sweep_folders
+    for sweep in sweep_folders(run):   # the run's and the sweep base's, at the paths the report links to
+        out = dest / sweep.relative_to(run)
         out.mkdir(parents=True, exist_ok=True)
         for f in sweep.iterdir():
             if f.is_file() and f.suffix in (".md", ".csv", ".png", ".json"):

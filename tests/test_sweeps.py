@@ -1,6 +1,8 @@
 """Sweeps, grids and seeds on tiny models: only students are retrained; the statistics by hand."""
 import csv
+import json
 import math
+import os
 import re
 
 import numpy as np
@@ -315,34 +317,82 @@ def test_a_stale_stage_is_not_replaced_by_a_donor_without_recompute(tmp_path):
     assert len(built) == 3 and (tmp_path / "c/x.txt").read_text() == "3"
 
 
-def test_report_shows_sweeps_and_hand_written_findings(base, capsys):
+def test_report_shows_sweeps_and_hand_written_findings(base, capsys, tmp_path):
     """`mtkd report` carries every finished sweep of the run and of a run nested in it (tables from their CSVs,
-    plots embedded in the HTML), and RUN/findings.md after the verdict; none of it when absent."""
-    assert main(["report", str(base)]) == 0
-    before = (base / "report.md").read_text()
-    assert "## Findings" not in before
-    assert main(["sweep", str(base), "--param", "distill.alpha=0.5,0.9", "--no-single", "--name", "a_rep"]) == 0
-    nested = base / "nested"
-    assert main(["evaluate", str(base / "config.yaml"), "--out", str(nested), "--reuse", str(base)]) == 0
+    plots embedded in the HTML), and RUN/findings.md after the verdict; none of it when absent. Works on a copy
+    of the base run (its own sweeps and findings stay out of the module's run)."""
+    import base64
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(base, run, copy_function=os.link)
+    assert main(["report", str(run)]) == 0
+    assert "## Findings" not in (run / "report.md").read_text()
+    (run / "findings.md").write_text("# Findings\n\n")   # only the heading: no section
+    assert main(["report", str(run)]) == 0
+    assert "## Findings" not in (run / "report.md").read_text()
+    assert main(["sweep", str(run), "--param", "distill.alpha=0.5,0.9", "--no-single", "--name", "a_rep"]) == 0
+    nested = run / "nested"
+    assert main(["evaluate", str(run / "config.yaml"), "--out", str(nested), "--reuse", str(run)]) == 0
     assert main(["sweep", str(nested), "--param", "distill.temperature=2", "--no-single", "--name", "T2"]) == 0
-    (base / "findings.md").write_text("## Findings\n\nMany voices **did not** beat one on `demo`.\n\n- a\n- b\n")
+    (run / "findings.md").write_text("## Findings\n\nMany voices **did not** beat one on `demo`.\n\n- a\n- b\n")
     capsys.readouterr()
-    assert main(["report", str(base)]) == 0
-    md, page = (base / "report.md").read_text(), (base / "report.html").read_text()
+    assert main(["report", str(run)]) == 0
+    md, page = (run / "report.md").read_text(), (run / "report.html").read_text()
     assert md.index("## Verdict") < md.index("## Findings") < md.index("## What this run contains")
     assert "Many voices **did not** beat one on `demo`." in md
     assert "<b>did not</b>" in page and "<code>demo</code>" in page and "<li>a</li><li>b</li>" in page
     for rel in ("sweeps/a_rep", "nested/sweeps/T2"):
         assert f"## Sweep {rel}" in md
-        best = rows(base / rel / "best.csv")
+        best = rows(run / rel / "best.csv")
         assert {r["method"] for r in best} == {"no_kd", "multi_average"}
         # the best table in the report is best.csv's, row by row
         line = next(l for l in md[md.index(f"## Sweep {rel}"):].splitlines() if l.startswith("| multi_average"))
         m = next(r for r in best if r["method"] == "multi_average")
         assert [c.strip() for c in line.split("|")[1:-1]] == list(m.values())
-    assert md.count("![sweeps/a_rep: sweep_alpha]") == 1
-    assert page.count('<img src="data:image/png;base64,') >= md.count("](sweeps/") + md.count("](nested/sweeps/")
+    png = run / "sweeps" / "a_rep" / "sweep_alpha.png"
+    assert md.count("![sweeps/a_rep: sweep_alpha](sweeps/a_rep/sweep_alpha.png)") == 1
+    assert base64.b64encode(png.read_bytes()).decode() in page   # embedded, not linked
     start = md.index("## Sweep sweeps/a_rep")
     sweep_md = md[start:md.index("\n## ", start + 1)]
     assert "Best multi-teacher student" not in sweep_md   # this sweep has no single-teacher student
     assert re.search(r"Best overall \(selected on validation\): (multi_average|no_kd) at", sweep_md)
+
+
+def test_sweep_sections_of_odd_folders(tmp_path):
+    """Without training: an older sweep (no summary, no best.csv: its best.md is shown), a seeds summary
+    (stored with list dashes), a sweep whose table is not UTF-8 (left out in one line, the rest shown), a
+    folder named like a plot, a nested folder that is no run; plots only from sweep.json's outputs."""
+    from mtkd.report.build import md_to_html, sweep_blocks, to_html, to_markdown
+
+    def sweep(folder, info, files):
+        folder.mkdir(parents=True)
+        for name, content in files.items():
+            (folder / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+        (folder / "sweep.json").write_text(json.dumps(info))
+    sweep(tmp_path / "sweeps" / "old", {"base_run": "runs/x", "params": {"distill.temperature": ["1", "2"]},
+                                        "outputs": ["sweep_results.csv", "sweep_results.md", "best.md"]},
+          {"sweep_results.csv": "point,method\nT=1,no_kd\n", "best.md": "# Best point\n\nBest overall: kd_t1.\n",
+           "stray.png": PNG})
+    sweep(tmp_path / "sweeps" / "seeds", {"base_run": "runs/x", "params": {"seed": ["1", "2"]},
+                                          "outputs": ["seed_summary.csv", "seed_summary.md"],
+                                          "summary": ["- **demo**: no difference", "one sentence"]},
+          {"seed_summary.csv": "task,method,mean\ndemo,no_kd,50.0\n"})
+    sweep(tmp_path / "sweeps" / "zbroken", {"base_run": "runs/x", "params": {"seed": ["1"]},
+                                            "outputs": ["seed_summary.csv", "x.png"]},
+          {"seed_summary.csv": b"\xff\xfe\x00bad"})
+    (tmp_path / "sweeps" / "zbroken" / "x.png").mkdir()
+    (tmp_path / "other" / "sweeps" / "hidden").mkdir(parents=True)   # no run.json in other/: not a run
+    (tmp_path / "other" / "sweeps" / "hidden" / "sweep.json").write_text("{}")
+    blocks = sweep_blocks(tmp_path)
+    md = to_markdown(blocks)
+    assert [b[1] for b in blocks if b[0] == "h2"] == ["Sweep sweeps/old", "Sweep sweeps/seeds", "Sweep sweeps/zbroken"]
+    assert "Best overall: kd_t1." in md and "stray" not in md and "# Best point" not in md
+    assert "`mtkd seeds` of the run x" in md and "- demo: no difference" in md and "- - " not in md
+    assert "`mtkd sweep` of the run x: distill.temperature = 1, 2" in md
+    assert re.search(r"sweeps/zbroken is unreadable \(\w+: .*\): sweep left out", md)
+    to_html(blocks, tmp_path)   # renders (no image to read)
+    # the findings subset: escaped text, code before bold, a list right after a paragraph line, CRLF
+    page = md_to_html("Intro <script>x</script>\r\n- **a** `b**c**`\r\n  more\r\n- d\r\n#1 is no heading\r\n### H\r\n")
+    assert page == ("<p>Intro &lt;script&gt;x&lt;/script&gt;</p>\n<ul><li><b>a</b> <code>b**c**</code> more</li>"
+                    "<li>d</li></ul>\n<p>#1 is no heading</p>\n<h3>H</h3>")
+    assert md_to_html("") == ""

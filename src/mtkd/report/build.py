@@ -10,6 +10,7 @@ multi- vs the best single-teacher student, both selected on validation), never c
 from __future__ import annotations
 
 import base64
+import csv
 import html
 import json
 import re
@@ -58,8 +59,10 @@ def _blocks(run_dir: Path, analysis: Path, manifests: list[Path]) -> list[tuple]
               ("h2", "Verdict"), ("ul", verdict_lines(sig, success))]
     findings = run_dir / FINDINGS
     if findings.is_file():   # hand-written from the numbers below; kept when the report is rebuilt
-        text = findings.read_text(encoding="utf-8", errors="replace").strip()
-        blocks += [("h2", "Findings"), ("md", re.sub(r"\A#+ *Findings *\n+", "", text))]
+        text = findings.read_text(encoding="utf-8", errors="replace").replace("\r\n", "\n").strip()
+        text = re.sub(r"\A#+ *Findings\b[^\n]*(\n+|\Z)", "", text)
+        if text:
+            blocks += [("h2", "Findings"), ("md", text)]
     blocks += [("h2", "What this run contains"), ("ul", coverage_lines(run_dir, manifests, config)),
                ("h2", "Master results"),
                ("p", "Official metrics on the eval split, in % (from results/master_results.csv); <task>_ece: expected "
@@ -87,35 +90,63 @@ def _blocks(run_dir: Path, analysis: Path, manifests: list[Path]) -> list[tuple]
 
 
 def sweep_folders(run_dir: Path) -> list[Path]:
-    """RUN/sweeps/*, and the sweeps of a run nested in RUN (e.g. a sweep base holding some of its tasks)."""
-    nested = [d for d in sorted(run_dir.iterdir()) if d.is_dir() and (d / "run.json").is_file()]
-    return [f for base in [run_dir, *nested] for f in sorted((base / "sweeps").glob("*"))
-            if (f / "sweep.json").is_file()]
+    """RUN/sweeps/*, and the sweeps of a run folder directly inside RUN (one holding run.json, e.g. a sweep
+    base with some of its tasks)."""
+    def runs():
+        yield run_dir
+        for d in sorted(run_dir.iterdir()):
+            try:
+                if d.is_dir() and (d / "run.json").is_file():
+                    yield d
+            except OSError:   # an unreadable folder is no run
+                continue
+    out = []
+    for base in runs():
+        try:
+            out += [f for f in sorted((base / "sweeps").glob("*")) if (f / "sweep.json").is_file()]
+        except OSError:
+            continue
+    return out
+
+
+SWEEP_TABLES = ("seed_summary.csv", "best.csv", "sweep_results.csv")
 
 
 def sweep_blocks(run_dir: Path) -> list[tuple]:
     """One section per finished sweep: what it varied, its best point per method (selected on validation),
-    the seed statistics where it has them, every point's results and its plots."""
+    the seed statistics where it has them, every point's results and its plots (the files its sweep.json lists
+    as outputs). A sweep whose files cannot be read is left out, saying so."""
     blocks = []
     for folder in sweep_folders(run_dir):
         rel = folder.relative_to(run_dir).as_posix()
         try:
-            info = json.loads((folder / "sweep.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            blocks += [("h2", f"Sweep {rel}"), ("p", f"{rel}/sweep.json is unreadable: sweep left out.")]
-            continue
-        params = "; ".join(f"{k} = {', '.join(map(str, v))}" for k, v in info.get("params", {}).items())
-        blocks += [("h2", f"Sweep {rel}"),
-                   ("p", f"`mtkd sweep` of the run {Path(info.get('base_run', '?')).name}: {params}. Tables and plots "
-                         f"from {rel}/.")]
-        if info.get("summary"):
-            blocks.append(("ul", [line.replace("**", "") for line in info["summary"]]))
-        for name in ("seed_summary.csv", "best.csv", "sweep_results.csv"):
-            if (folder / name).is_file():
-                blocks.append(("table", read_csv(folder / name)))
-        for png in sorted(folder.glob("*.png")):
-            blocks.append(("img", f"{rel}/{png.name}", {"title": f"{rel}: {png.stem}",
-                                                         "caption": f"From {rel}/{png.name}."}))
+            blocks += _sweep_section(folder, rel)
+        except (OSError, ValueError, TypeError, AttributeError, KeyError, csv.Error) as e:
+            blocks += [("h2", f"Sweep {rel}"), ("p", f"{rel} is unreadable ({type(e).__name__}: {e}): sweep left out.")]
+    return blocks
+
+
+def _sweep_section(folder: Path, rel: str) -> list[tuple]:
+    info = json.loads((folder / "sweep.json").read_text(encoding="utf-8"))
+    params = info["params"]
+    outputs = [str(o) for o in info.get("outputs", [])]
+    command = "mtkd seeds" if list(params) == ["seed"] else "mtkd sweep"
+    base = Path(str(info.get("base_run") or "")).resolve().name or "?"
+    blocks = [("h2", f"Sweep {rel}"),
+              ("p", f"`{command}` of the run {base}: "
+                    + "; ".join(f"{k} = {', '.join(map(str, v))}" for k, v in params.items())
+                    + f". Tables and plots from {rel}/ (rerun `mtkd report` after a sweep to refresh this section).")]
+    if info.get("summary"):
+        blocks.append(("ul", [str(line).removeprefix("- ").replace("**", "") for line in info["summary"]]))
+    tables = [name for name in SWEEP_TABLES if name in outputs and (folder / name).is_file()]
+    if "best.md" in outputs and "best.csv" not in tables and (folder / "best.md").is_file():   # an older sweep
+        best = (folder / "best.md").read_text(encoding="utf-8")
+        blocks.append(("md", re.sub(r"\A# [^\n]*\n+", "", best)))
+    blocks += [("table", read_csv(folder / name)) for name in tables]
+    for png in (o for o in outputs if o.endswith(".png")):
+        if (folder / png).is_file():
+            (folder / png).read_bytes()   # unreadable: the whole sweep is left out, not the report
+            blocks.append(("img", f"{rel}/{png}", {"title": f"{rel}: {Path(png).stem}", "caption": f"From {rel}/{png}."}))
     return blocks
 
 
@@ -231,33 +262,45 @@ def to_markdown(blocks: list[tuple]) -> str:
             out.append(rest[0].to_markdown().rstrip() if rest[0].columns else "(empty table)")
         elif kind == "img":
             path, fig = rest
-            out.append(f"![{fig['title']}]({path})\n\n*{fig['title']}.* {fig['caption']}")
+            link = f"<{path}>" if re.search(r"[\s()<>]", path) else path   # a folder name with spaces
+            out.append(f"![{fig['title']}]({link})\n\n*{fig['title']}.* {fig['caption']}")
     return "\n\n".join(out) + "\n"
 
 
 def md_to_html(text: str) -> str:
-    """The small Markdown of a hand-written findings file: ### headings, - lists, paragraphs, `code`, **bold**."""
+    """The small Markdown subset of a hand-written findings file: `#` headings (one to six, then a space),
+    `- ` list items (indented lines continue an item), paragraphs, `code` and **bold**; anything else is text."""
     def inline(s: str) -> str:
-        s = html.escape(s)
-        s = re.sub(r"`([^`]+)`", r"<code>\1</code>", s)
-        return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", s)
-    out = []
-    for part in re.split(r"\n\s*\n", text.strip()):
-        lines = part.splitlines()
-        if lines[0].startswith("#"):
-            out.append(f"<h3>{inline(lines[0].lstrip('#').strip())}</h3>")
-            lines = lines[1:]
-        if lines and all(ln.startswith(("- ", "  ")) for ln in lines):
-            items, cur = [], []
-            for ln in lines:
-                if ln.startswith("- ") and cur:
-                    items.append(" ".join(cur))
-                    cur = []
-                cur.append(ln[2:].strip() if ln.startswith("- ") else ln.strip())
-            items.append(" ".join(cur))
+        parts = re.split(r"(`[^`]+`)", s)   # code spans first: nothing inside them is bold
+        return "".join(f"<code>{html.escape(p[1:-1])}</code>" if p.startswith("`") and p.endswith("`") and len(p) > 1
+                       else re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", html.escape(p)) for p in parts)
+    out, para, items = [], [], []
+
+    def flush():
+        if para:
+            out.append(f"<p>{inline(' '.join(para))}</p>")
+            para.clear()
+        if items:
             out.append("<ul>" + "".join(f"<li>{inline(i)}</li>" for i in items) + "</ul>")
-        elif lines:
-            out.append(f"<p>{inline(' '.join(ln.strip() for ln in lines))}</p>")
+            items.clear()
+    for line in text.replace("\r\n", "\n").split("\n"):
+        heading = re.match(r"(#{1,6}) +(.*)", line)
+        if not line.strip():
+            flush()
+        elif heading:
+            flush()
+            out.append(f"<h3>{inline(heading.group(2).strip())}</h3>")
+        elif line.startswith(("- ", "* ")):
+            if para:
+                flush()
+            items.append(line[2:].strip())
+        elif items and line.startswith(" "):
+            items[-1] += " " + line.strip()
+        else:
+            if items:
+                flush()
+            para.append(line.strip())
+    flush()
     return "\n".join(out)
 
 
