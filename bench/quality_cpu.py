@@ -186,29 +186,40 @@ def calibration_temperatures(run: Path, task: str) -> dict[str, float]:
 
 def teachers_table(task: TaskEval, temps: dict[str, float]) -> Table:
     """The teachers and what fusing them can give: accuracy on validation and eval, mean max probability at
-    T = 1 and at the run's T (how flat the targets are), the calibration temperature; then the fused targets
-    themselves as classifiers (logit average, probability average, calibrated logit average) and the oracle."""
+    T = 1 and at the run's T (how flat the targets are), the calibration temperature, how often each is the
+    lowest-entropy teacher (the one `best_per_sample` follows); then the fused targets themselves as
+    classifiers (logit average, probability average, calibrated logit average, best_per_sample's pick with and
+    without calibration) and the oracle."""
     from mtkd.analysis.confidence import softmax
     T = task.temperature
     teachers = task.teachers
     acc = lambda lg, y: 100.0 * float((lg.argmax(1) == y).mean())   # noqa: E731
+    entropy = lambda lg: -(softmax(lg) * np.log(np.clip(softmax(lg), 1e-12, 1.0))).sum(1)   # noqa: E731
+
+    def pick(split, calibrate=False):   # per example the lowest-entropy teacher's logits (first on ties)
+        split = [lg / temps.get(m.method, 1.0) if calibrate else lg for lg, m in zip(split, teachers)]
+        k = np.argmin([entropy(lg) for lg in split], axis=0)
+        return np.stack(split)[k, np.arange(len(k))], k
+    picked = np.bincount(pick([m.logits for m in teachers])[1], minlength=len(teachers)) / len(task.labels)
     rows = [[m.method, cell(acc(m.val_logits, task.val_labels)), cell(acc(m.logits, task.labels)),
              cell(float(softmax(m.logits).max(1).mean())), cell(float(softmax(m.logits, T).max(1).mean())),
-             cell(temps.get(m.method))] for m in teachers]
+             cell(temps.get(m.method)), cell(100.0 * float(share), 1)] for m, share in zip(teachers, picked)]
     fused = {
-        "logit average": lambda split: np.mean([lg for lg in split], axis=0),
-        "probability average": lambda split: np.log(np.mean([softmax(lg) for lg in split], axis=0)),
-        "calibrated logit average": lambda split: np.mean([lg / temps.get(m.method, 1.0) for lg, m in zip(split, teachers)], axis=0),
+        "logit average of all": lambda split: np.mean([lg for lg in split], axis=0),
+        "probability average of all": lambda split: np.log(np.mean([softmax(lg) for lg in split], axis=0)),
+        "calibrated logit average of all": lambda split: np.mean([lg / temps.get(m.method, 1.0) for lg, m in zip(split, teachers)], axis=0),
+        "lowest-entropy teacher per example (best_per_sample)": lambda split: pick(split)[0],
+        "the same after calibration": lambda split: pick(split, calibrate=True)[0],
     }
     for name, f in fused.items():
         val, ev = f([m.val_logits for m in teachers]), f([m.logits for m in teachers])
-        rows.append([f"{name} of all", cell(acc(val, task.val_labels)), cell(acc(ev, task.labels)),
-                     cell(float(softmax(ev).max(1).mean())), cell(float(softmax(ev, T).max(1).mean())), ""])
+        rows.append([name, cell(acc(val, task.val_labels)), cell(acc(ev, task.labels)),
+                     cell(float(softmax(ev).max(1).mean())), cell(float(softmax(ev, T).max(1).mean())), "", ""])
     oracle = lambda split, y: 100.0 * float(np.any([lg.argmax(1) == y for lg in split], axis=0).mean())   # noqa: E731
     rows.append(["oracle (any teacher right)", cell(oracle([m.val_logits for m in teachers], task.val_labels)),
-                 cell(oracle([m.logits for m in teachers], task.labels)), "", "", ""])
+                 cell(oracle([m.logits for m in teachers], task.labels)), "", "", "", ""])
     return Table(["teacher / fused target", "validation acc (%)", "eval acc (%)", "mean max prob (T = 1)",
-                  f"mean max prob (T = {T:g})", "calibration T"], rows)
+                  f"mean max prob (T = {T:g})", "calibration T", "lowest entropy on eval (% of examples)"], rows)
 
 
 def cost_rows(run: Path, tasks: dict) -> list[list[str]]:
@@ -323,8 +334,9 @@ def main() -> None:
         "",
         "Accuracy in %; mean max prob on eval (how confident; at the run's T: how flat the KD targets are); "
         "calibration T: each teacher's temperature fitted on validation (what `calibrated_average` and "
-        "`distill.calibrate` divide its logits by). The fused rows score the fused target itself as a classifier: "
-        "the most a fused target can teach beyond the best teacher.",
+        "`distill.calibrate` divide its logits by); lowest entropy: the share of eval examples on which the teacher "
+        "is the most confident one (at T = 1), i.e. the teacher `best_per_sample` follows there. The fused rows "
+        "score the fused target itself as a classifier: the most a fused target can teach beyond the best teacher.",
         "",
         teachers_table(pool, calibration_temperatures(run, pool.name)).to_markdown(),
         "## Every student",
