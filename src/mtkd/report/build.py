@@ -59,7 +59,10 @@ def _blocks(run_dir: Path, analysis: Path, manifests: list[Path]) -> list[tuple]
               ("h2", "Verdict"), ("ul", verdict_lines(sig, success))]
     findings = run_dir / FINDINGS
     if findings.is_file():   # hand-written from the numbers below; kept when the report is rebuilt
-        text = findings.read_text(encoding="utf-8", errors="replace").replace("\r\n", "\n").strip()
+        try:
+            text = findings.read_text(encoding="utf-8", errors="replace").replace("\r\n", "\n").strip()
+        except OSError as e:
+            raise MtkdError(f"cannot read {findings}: {e.strerror or e}") from None
         text = re.sub(r"\A#+ *Findings\b[^\n]*(\n+|\Z)", "", text)
         if text:
             blocks += [("h2", "Findings"), ("md", text)]
