@@ -59,11 +59,13 @@ def best_single_teachers(run: Path, tasks: list[str]) -> list[str]:
 
 
 def publish(run: Path, dest: Path, log) -> None:
-    """The run's report (md + html; with DEST/findings.md, the hand-written findings, in it), config, master
-    table and analysis, and every sweep's tables and plots at the paths the report links to."""
+    """The run's report (md + html; with DEST/findings.md, the hand-written findings, in it; without it, none),
+    config, master table and analysis, and every sweep's tables and plots at the paths the report links to."""
     dest.mkdir(parents=True, exist_ok=True)
     if (dest / "findings.md").is_file():
         shutil.copy2(dest / "findings.md", run / "findings.md")
+    elif (run / "findings.md").is_file():   # DEST's findings were removed: the run's old copy must not stay
+        (run / "findings.md").unlink()
     run_mtkd(["report", str(run)], log)
     for name in ("report.md", "report.html", "config.yaml"):
         if (run / name).is_file():

@@ -396,3 +396,10 @@ def test_sweep_sections_of_odd_folders(tmp_path):
     assert page == ("<p>Intro &lt;script&gt;x&lt;/script&gt;</p>\n<ul><li><b>a</b> <code>b**c**</code> more</li>"
                     "<li>d</li></ul>\n<p>#1 is no heading</p>\n<h3>H</h3>")
     assert md_to_html("") == ""
+    # pipe tables (header when a rule follows it) and links; a table ends a paragraph
+    page = md_to_html("See [the study](https://x.org/a?b=1&c=2):\n| task | pp |\n|---|--:|\n| `sst2` | **+1.5** |\n"
+                      "| mrpc | 0 |\nafter\n\n| no | rule |\n")
+    assert page == ('<p>See <a href="https://x.org/a?b=1&amp;c=2">the study</a>:</p>\n'
+                    "<table><tr><th>task</th><th>pp</th></tr><tr><td><code>sst2</code></td><td><b>+1.5</b></td></tr>"
+                    "<tr><td>mrpc</td><td>0</td></tr></table>\n<p>after</p>\n"
+                    "<table><tr><td>no</td><td>rule</td></tr></table>")

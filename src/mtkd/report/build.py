@@ -272,12 +272,17 @@ def to_markdown(blocks: list[tuple]) -> str:
 
 def md_to_html(text: str) -> str:
     """The small Markdown subset of a hand-written findings file: `#` headings (one to six, then a space),
-    `- ` list items (indented lines continue an item), paragraphs, `code` and **bold**; anything else is text."""
+    `- ` list items (indented lines continue an item), pipe tables (`| a | b |`, a `|---|` rule after the
+    header), paragraphs, `code`, **bold** and [links](url); anything else is text."""
     def inline(s: str) -> str:
-        parts = re.split(r"(`[^`]+`)", s)   # code spans first: nothing inside them is bold
+        parts = re.split(r"(`[^`]+`)", s)   # code spans first: nothing inside them is bold or a link
         return "".join(f"<code>{html.escape(p[1:-1])}</code>" if p.startswith("`") and p.endswith("`") and len(p) > 1
-                       else re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", html.escape(p)) for p in parts)
-    out, para, items = [], [], []
+                       else re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r'<a href="\2">\1</a>',
+                                   re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", html.escape(p))) for p in parts)
+    out, para, items, rows = [], [], [], []
+
+    def cells(line: str) -> list[str]:
+        return [c.strip() for c in line.strip().strip("|").split("|")]
 
     def flush():
         if para:
@@ -286,6 +291,13 @@ def md_to_html(text: str) -> str:
         if items:
             out.append("<ul>" + "".join(f"<li>{inline(i)}</li>" for i in items) + "</ul>")
             items.clear()
+        if rows:
+            rule = len(rows) > 1 and all(re.fullmatch(r":?-+:?", c) for c in cells(rows[1]))
+            head, body = (rows[0], rows[2:]) if rule else (None, rows)
+            out.append("<table>" + (f"<tr>{''.join(f'<th>{inline(c)}</th>' for c in cells(head))}</tr>" if head else "")
+                       + "".join(f"<tr>{''.join(f'<td>{inline(c)}</td>' for c in cells(r))}</tr>" for r in body)
+                       + "</table>")
+            rows.clear()
     for line in text.replace("\r\n", "\n").split("\n"):
         heading = re.match(r"(#{1,6}) +(.*)", line)
         if not line.strip():
@@ -293,14 +305,18 @@ def md_to_html(text: str) -> str:
         elif heading:
             flush()
             out.append(f"<h3>{inline(heading.group(2).strip())}</h3>")
+        elif line.lstrip().startswith("|"):
+            if para or items:
+                flush()
+            rows.append(line)
         elif line.startswith(("- ", "* ")):
-            if para:
+            if para or rows:
                 flush()
             items.append(line[2:].strip())
         elif items and line.startswith(" "):
             items[-1] += " " + line.strip()
         else:
-            if items:
+            if items or rows:
                 flush()
             para.append(line.strip())
     flush()
