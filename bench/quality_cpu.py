@@ -16,7 +16,9 @@ variant run earlier in RUN is reported with the ones of this call):
 Then every point is loaded as one pool of students ("<method> [<variant>]"); "best" is always selected on
 validation (mean over seeds) and reported on eval: best multi-teacher student vs best single-teacher student
 (paired bootstrap 95% CI over the eval examples, every seed; McNemar per seed, combined), per variant and
-over all variants; gap closed by the best student with its CI; the worst-slice tables (worst class, worst
+over all variants; gap closed by the best student with its CI; the teachers and what each fixed-target
+strategy teaches on the training set (accuracy, how sure where the teachers agree and where they do not,
+raw and calibrated); the worst-slice tables (worst class, worst
 teacher-agreement region, worst extra eval set; every selected student at each teacher's worst slice).
 """
 from __future__ import annotations
@@ -222,6 +224,48 @@ def teachers_table(task: TaskEval, temps: dict[str, float]) -> Table:
                   f"mean max prob (T = {T:g})", "calibration T", "lowest entropy on eval (% of examples)"], rows)
 
 
+def targets_table(task: TaskEval, temps: dict[str, float]) -> Table | None:
+    """What each fixed-target strategy teaches on the labelled training set, raw and calibrated: the target's
+    accuracy against the gold labels, and its mean max probability at the run's T where all teachers' argmax
+    agree (the easy examples) and where they do not. A target surer where the teachers disagree than where
+    they agree inverts the confidence signal. None when the run kept no teacher train logits."""
+    import torch
+    from mtkd import fusion
+    teachers = task.teachers
+    if task.train_labels is None or any(m.method not in task.train_logits for m in teachers):
+        return None
+    z = torch.tensor(np.stack([task.train_logits[m.method] for m in teachers]), dtype=torch.float64)
+    y = torch.as_tensor(task.train_labels)
+    ctx = fusion.FusionContext(temperature=task.temperature, labels=y, labelled=torch.ones_like(y, dtype=torch.bool),
+                               teacher_scores=torch.tensor([m.val_metric for m in teachers], dtype=torch.float64),
+                               teacher_temperatures=torch.tensor([temps.get(m.method, 1.0) for m in teachers],
+                                                                 dtype=torch.float64))
+    preds = z.argmax(-1)
+    agree = (preds == preds[0]).all(0)
+    rows = []
+    for name in ("average", "prob_average", "weighted", "best_per_sample", "entropy_weighted", "confidence_aware",
+                 "agreement"):
+        for calibrate in (False, True) if temps else (False,):
+            q = fusion.as_fused(fusion.STRATEGIES[name](fusion.calibrated(z, ctx) if calibrate else z, ctx)).target
+            top = q.max(-1).values
+            surest = [float(top[m].mean()) if bool(m.any()) else math.nan for m in (agree, ~agree)]
+            rows.append([name + (" (calibrated)" if calibrate else ""),
+                         cell(100.0 * float((q.argmax(-1) == y).double().mean())),
+                         cell(surest[0]), cell(surest[1]), cell(surest[1] - surest[0])])
+    T = f"{task.temperature:g}"
+    return Table(["strategy's target", "accuracy vs gold (%)",
+                  f"mean max prob, all teachers agree ({100.0 * float(agree.double().mean()):.0f}%; T = {T})",
+                  f"mean max prob, they disagree (T = {T})", "disagree − agree"], rows)
+
+
+def targets_section(task: TaskEval, temps: dict[str, float]) -> list[str]:
+    table = targets_table(task, temps)
+    return [] if table is None else [
+        "What the fixed-target strategies teach on the labelled training set (the teachers' train logits, "
+        "out-of-fold for the cross-fitted ones; calibrated = each teacher's logits divided by its validation "
+        "temperature first):", "", table.to_markdown()]
+
+
 def cost_rows(run: Path, tasks: dict) -> list[list[str]]:
     task = next(iter(tasks.values())).name
     rows, seen = [], set()
@@ -339,6 +383,7 @@ def main() -> None:
         "score the fused target itself as a classifier: the most a fused target can teach beyond the best teacher.",
         "",
         teachers_table(pool, calibration_temperatures(run, pool.name)).to_markdown(),
+        *targets_section(pool, calibration_temperatures(run, pool.name)),
         "## Every student",
         "",
         "Eval metric mean ± sd over seeds, (validation mean), gap closed % [95% CI]. "
