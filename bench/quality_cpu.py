@@ -334,6 +334,7 @@ def main() -> None:
         elif points:
             tasks[v] = with_baseline(run, load_run(points[0].parent)[0], seeds)
     pool = merged(tasks)
+    temps = calibration_temperatures(run, pool.name)
     sig_pool = significance.task_significance(pool)
     for r, p in zip(sig_pool["rows"], stats.holm([r["p_value"] for r in sig_pool["rows"]])):
         r["p_holm"] = p
@@ -382,8 +383,8 @@ def main() -> None:
         "is the most confident one (at T = 1), i.e. the teacher `best_per_sample` follows there. The fused rows "
         "score the fused target itself as a classifier: the most a fused target can teach beyond the best teacher.",
         "",
-        teachers_table(pool, calibration_temperatures(run, pool.name)).to_markdown(),
-        *targets_section(pool, calibration_temperatures(run, pool.name)),
+        teachers_table(pool, temps).to_markdown(),
+        *targets_section(pool, temps),
         "## Every student",
         "",
         "Eval metric mean ± sd over seeds, (validation mean), gap closed % [95% CI]. "

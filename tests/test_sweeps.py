@@ -403,3 +403,5 @@ def test_sweep_sections_of_odd_folders(tmp_path):
                     "<table><tr><th>task</th><th>pp</th></tr><tr><td><code>sst2</code></td><td><b>+1.5</b></td></tr>"
                     "<tr><td>mrpc</td><td>0</td></tr></table>\n<p>after</p>\n"
                     "<table><tr><td>no</td><td>rule</td></tr></table>")
+    assert md_to_html("[x](javascript:alert(1)) [y](sweeps/T/best.md)") == \
+        '<p>[x](javascript:alert(1)) <a href="sweeps/T/best.md">y</a></p>'

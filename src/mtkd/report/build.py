@@ -274,10 +274,15 @@ def md_to_html(text: str) -> str:
     """The small Markdown subset of a hand-written findings file: `#` headings (one to six, then a space),
     `- ` list items (indented lines continue an item), pipe tables (`| a | b |`, a `|---|` rule after the
     header), paragraphs, `code`, **bold** and [links](url); anything else is text."""
+    def link(m: re.Match) -> str:   # a relative path or a web / mail address; any other scheme stays text
+        scheme = re.match(r"([a-zA-Z][\w+.-]*):", html.unescape(m.group(2)))
+        return m.group(0) if scheme and scheme.group(1).lower() not in ("http", "https", "mailto") \
+            else f'<a href="{m.group(2)}">{m.group(1)}</a>'
+
     def inline(s: str) -> str:
         parts = re.split(r"(`[^`]+`)", s)   # code spans first: nothing inside them is bold or a link
         return "".join(f"<code>{html.escape(p[1:-1])}</code>" if p.startswith("`") and p.endswith("`") and len(p) > 1
-                       else re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r'<a href="\2">\1</a>',
+                       else re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", link,
                                    re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", html.escape(p))) for p in parts)
     out, para, items, rows = [], [], [], []
 
