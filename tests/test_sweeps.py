@@ -405,3 +405,6 @@ def test_sweep_sections_of_odd_folders(tmp_path):
                     "<table><tr><td>no</td><td>rule</td></tr></table>")
     assert md_to_html("[x](javascript:alert(1)) [y](sweeps/T/best.md)") == \
         '<p>[x](javascript:alert(1)) <a href="sweeps/T/best.md">y</a></p>'
+    # `\|` is a pipe inside a cell (a code span too), as on GitHub; an unescaped one splits the cell
+    assert md_to_html("| `a \\| b` | c\\|d | e |") == \
+        "<table><tr><td><code>a | b</code></td><td>c|d</td><td>e</td></tr></table>"

@@ -273,7 +273,7 @@ def to_markdown(blocks: list[tuple]) -> str:
 def md_to_html(text: str) -> str:
     """The small Markdown subset of a hand-written findings file: `#` headings (one to six, then a space),
     `- ` list items (indented lines continue an item), pipe tables (`| a | b |`, a `|---|` rule after the
-    header), paragraphs, `code`, **bold** and [links](url); anything else is text."""
+    header; `\\|` is a pipe inside a cell), paragraphs, `code`, **bold** and [links](url); anything else is text."""
     def link(m: re.Match) -> str:   # a relative path or a web / mail address; any other scheme stays text
         scheme = re.match(r"([a-zA-Z][\w+.-]*):", html.unescape(m.group(2)))
         return m.group(0) if scheme and scheme.group(1).lower() not in ("http", "https", "mailto") \
@@ -286,8 +286,9 @@ def md_to_html(text: str) -> str:
                                    re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", html.escape(p))) for p in parts)
     out, para, items, rows = [], [], [], []
 
-    def cells(line: str) -> list[str]:
-        return [c.strip() for c in line.strip().strip("|").split("|")]
+    def cells(line: str) -> list[str]:   # as in GitHub's tables, `\|` is a pipe inside a cell (code spans too)
+        line = re.sub(r"^\||(?<!\\)\|$", "", line.strip())
+        return [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line)]
 
     def flush():
         if para:
