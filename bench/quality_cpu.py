@@ -41,7 +41,7 @@ from mtkd.analysis import gap, significance, slices, stats  # noqa: E402
 from mtkd.analysis.load import Model, TaskEval, eval_manifests, load_run  # noqa: E402
 from mtkd.tables import Table, cell  # noqa: E402
 
-FINDINGS = re.compile(r"^## Findings\n.*?(?=^#{1,2} )", re.S | re.M)
+FINDINGS = re.compile(r"^## Findings\n.*?(?=^#{1,2} |\Z)", re.S | re.M)
 VARIANTS = {   # variant -> the sweep params that make it (each variant is its own sweep RUN/sweeps/<variant>)
     "plain": ["distill.use_transfer=false"],
     "transfer": ["distill.use_transfer=true"],
@@ -279,6 +279,17 @@ def cost_rows(run: Path, tasks: dict) -> list[list[str]]:
     return rows
 
 
+def with_findings(lines: list[str], old: str) -> list[str]:
+    """The page's new `lines` with the hand-written "## Findings" section of the `old` page (up to the next
+    # or ## heading, or the end) put back before "## Every student": the tables are regenerated, the
+    findings written from them are kept."""
+    findings = FINDINGS.search(old)
+    if not findings:
+        return lines
+    at = lines.index("## Every student")
+    return [*lines[:at], findings.group(0).rstrip(), "", *lines[at:]]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", default=str(ROOT / "configs" / "quality_sst2.yaml"))
@@ -430,10 +441,8 @@ def main() -> None:
             + "; ".join(x for x in (f"variants {', '.join(not_run)}" if not_run else "",
                                     f"strategies {', '.join(missing)} of the config" if missing else "") if x) + ".", ""]
     doc = Path(args.doc)
-    findings = FINDINGS.search(doc.read_text(encoding="utf-8")) if doc.is_file() else None
-    if findings:   # hand-written from the numbers: kept when the tables are regenerated
-        lines[lines.index("## Every student"):0] = [findings.group(0).rstrip(), ""]
-    doc.write_text("\n".join(lines), encoding="utf-8")
+    doc.write_text("\n".join(with_findings(lines, doc.read_text(encoding="utf-8") if doc.is_file() else "")),
+                   encoding="utf-8")
     print(f"wrote {args.doc}")
 
 

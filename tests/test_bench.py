@@ -1,0 +1,77 @@
+"""The benchmarks' own logic (bench/): what the quality bench computes and keeps, what the study bench
+publishes. Fast: hand-built arrays and the fake run of tests/_fake_run.py, no training."""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mtkd.analysis.load import Model, TaskEval
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import quality_cpu  # noqa: E402
+import study_cpu  # noqa: E402
+
+
+def _train_task() -> TaskEval:
+    """Three teachers, two labelled train examples at T = 1: on the first all predict class 0 (agree), on the
+    second A says 0 and B, C say 1 (disagree); gold = [0, 1]."""
+    train = {"A": [[1.0, 0.0], [2.0, 0.0]], "B": [[1.0, 0.0], [0.0, 2.0]], "C": [[1.0, 0.0], [0.0, 2.0]]}
+    models = [Model(t, "teacher", np.zeros((2, 2), np.float32), 50.0, val_metric=80.0) for t in train]
+    return TaskEval("hand", ["neg", "pos"], "accuracy", 1.0, np.array([0, 1]), models, list(train), "eval",
+                    np.array([0, 1]), {}, Path("x"), train_labels=np.array([0, 1]),
+                    train_logits={t: np.array(v, np.float32) for t, v in train.items()})
+
+
+def test_targets_table_hand_computed():
+    """The average target's accuracy and its mean max prob where the teachers agree / disagree, by hand:
+    agree: mean logits [1, 0] -> sigmoid(1); disagree: [2/3, 4/3] -> sigmoid(2/3); prob_average there:
+    (sigmoid(-2) + 2 sigmoid(2)) / 3."""
+    table = quality_cpu.targets_table(_train_task(), {})
+    assert "all teachers agree (50%; T = 1)" in table.columns[2]
+    rows = {r[0]: r for r in table.rows}
+    assert "average (calibrated)" not in rows   # no temperatures: raw targets only
+    sig = lambda x: 1 / (1 + math.exp(-x))   # noqa: E731
+    assert [float(v) for v in rows["average"][1:]] == pytest.approx(
+        [100.0, sig(1), sig(2 / 3), sig(2 / 3) - sig(1)], abs=0.006)
+    assert float(rows["prob_average"][3]) == pytest.approx((sig(-2) + 2 * sig(2)) / 3, abs=0.006)
+    # with temperatures, each strategy also gets its calibrated row (A's logits halved: the disagreement flatter)
+    rows = {r[0]: r for r in quality_cpu.targets_table(_train_task(), {"A": 2.0, "B": 1.0, "C": 1.0}).rows}
+    assert float(rows["average (calibrated)"][3]) == pytest.approx(sig(4 / 3 - 1 / 3), abs=0.006)
+    # no teacher train logits in the run: no table
+    task = _train_task()
+    task.train_logits.pop("C")
+    assert quality_cpu.targets_table(task, {}) is None
+
+
+def test_findings_kept_when_tables_are_rewritten():
+    new = ["# Page", "", "## Headline", "new table", "## Every student", "rows"]
+    # a findings section between two sections is put back before "## Every student", alone
+    old = "# Page\n\n## Headline\nold table\n## Findings\n\nWritten by hand.\n\n## Every student\nold rows\n"
+    assert quality_cpu.with_findings(new, old) == \
+        ["# Page", "", "## Headline", "new table", "## Findings\n\nWritten by hand.", "", "## Every student", "rows"]
+    # a findings section at the end of the page is kept too (up to the end), and a ### inside it stays in it
+    old = "# Page\n## Findings\nBy hand.\n### detail\nmore\n"
+    assert quality_cpu.with_findings(new, old)[4] == "## Findings\nBy hand.\n### detail\nmore"
+    assert quality_cpu.with_findings(new, "# Page\n## Headline\nx\n") == new
+
+
+def test_publish_carries_the_findings_and_drops_removed_ones(tmp_path):
+    """--publish: DEST/findings.md goes into the report; once removed from DEST, the run's old copy goes too."""
+    from _fake_run import build_fake_run
+    run = build_fake_run(tmp_path)
+    dest = tmp_path / "docs"
+    dest.mkdir()
+    (dest / "findings.md").write_text("## Findings\n\nMany voices **beat** one on `bin`.\n")
+    with open(tmp_path / "log.txt", "w") as log:
+        study_cpu.publish(run, dest, log)
+    report = (dest / "report.md").read_text()
+    assert "Many voices **beat** one" in report and (dest / "report.html").is_file()
+    assert (dest / "results").is_dir() and (dest / "analysis").is_dir()
+    (dest / "findings.md").unlink()
+    with open(tmp_path / "log.txt", "a") as log:
+        study_cpu.publish(run, dest, log)
+    assert "Many voices" not in (dest / "report.md").read_text() and not (run / "findings.md").exists()
