@@ -4,6 +4,7 @@ calibration, at several seeds, on the teachers of configs/quality_sst2.yaml; wri
     python bench/quality_cpu.py --out runs/quality_sst2       # every variant, strategy and teacher: ~6 h on 2 cores
     python bench/quality_cpu.py --out runs/quality_sst2 --variants transfer \
         --strategies average,kl_sum --single-teachers minilm_l6,minilm_l3     # a part (what docs/results-cpu.md says)
+    python bench/quality_cpu.py --out runs/quality_sst2 --variants plain,transfer --report-only   # the page only
 
 What runs (each step is an ordinary mtkd command, cached: rerunning finishes only what is missing; a
 variant run earlier in RUN is reported with the ones of this call):
@@ -18,7 +19,8 @@ validation (mean over seeds) and reported on eval: best multi-teacher student vs
 (paired bootstrap 95% CI over the eval examples, every seed; McNemar per seed, combined), per variant and
 over all variants; gap closed by the best student with its CI; the teachers and what each fixed-target
 strategy teaches on the training set (accuracy, how sure where the teachers agree and where they do not,
-raw and calibrated); the worst-slice tables (worst class, worst
+raw and calibrated); what the transfer set and calibration each change, student by student (the same method
+in two variants that differ in that one factor, with a paired CI); the worst-slice tables (worst class, worst
 teacher-agreement region, worst extra eval set; every selected student at each teacher's worst slice).
 """
 from __future__ import annotations
@@ -48,6 +50,10 @@ VARIANTS = {   # variant -> the sweep params that make it (each variant is its o
     "calibrated": ["distill.use_transfer=false", "distill.calibrate=true"],
     "transfer+calibrated": ["distill.use_transfer=true", "distill.calibrate=true"],
 }
+CONTRASTS = [   # (factor, variant without it, variant with it): two variants that differ in that one factor
+    ("transfer set", "plain", "transfer"), ("transfer set", "calibrated", "transfer+calibrated"),
+    ("calibration", "plain", "calibrated"), ("calibration", "transfer", "transfer+calibrated"),
+]
 
 
 def built_seconds(folder: Path, pattern: str, seen: set) -> tuple[float, int]:
@@ -176,6 +182,59 @@ def headline_rows(tasks: dict[str, TaskEval], pool: TaskEval, sig_pool: dict) ->
                   "its gap closed [95% CI]"], rows)
 
 
+def effects_table(pool: TaskEval) -> Table | None:
+    """What the transfer set and calibration each change, student by student: the same method in two
+    variants that differ in that one factor (CONTRASTS). Difference of the official eval metric (mean over
+    seeds), paired bootstrap 95% CI over the eval examples with every seed (both students on the same
+    resamples), McNemar p per shared seed combined, Holm over the students' rows; after each contrast's students,
+    the mean effect over its single- and over its multi-teacher students (the mean of their differences on the
+    same resamples: its CI; no p). None when no pair was run."""
+    by = {m.method: m for m in pool.of_type("single", "multi")}
+    methods = list(dict.fromkeys(k.rsplit(" [", 1)[0] for k in by))
+    groups = [(factor, f"{a} → {b}", [(base, by[f"{base} [{a}]"], by[f"{base} [{b}]"]) for base in methods
+                                      if f"{base} [{a}]" in by and f"{base} [{b}]" in by])
+              for factor, a, b in CONTRASTS]
+    groups = [g for g in groups if g[2]]
+    if not groups:
+        return None
+    used = {m.method: m for *_, pairs in groups for _, *two in pairs for m in two}
+    boot = stats.bootstrap_metrics(pool.labels, {k: m.seed_preds() for k, m in used.items()}, pool.metric,
+                                   len(pool.label_names), seed=[stats.SEED, 1], pos_label=pool.pos_label)
+    rows, tested, ps = [], [], []
+    for factor, variants, pairs in groups:
+        for base, a, b in pairs:
+            lo, hi = stats.percentile_ci(boot[b.method] - boot[a.method])
+            ps.append(stats.combine_pvalues([stats.mcnemar_p(pool.labels, b.seed_logits[s].argmax(1),
+                                                             a.seed_logits[s].argmax(1))
+                                             for s in b.seeds if s in a.seed_logits]))
+            tested.append([factor, base, variants, cell(a.metric), cell(b.metric), cell(b.metric - a.metric),
+                           cell(lo), cell(hi), cell(ps[-1], 3)])
+            rows.append(tested[-1])
+        for kind in ("single", "multi"):   # the mean effect over the contrast's students of one type
+            group = [(a, b) for _, a, b in pairs if a.type == kind]
+            if len(group) > 1:
+                lo, hi = stats.percentile_ci(np.mean([boot[b.method] - boot[a.method] for a, b in group], axis=0))
+                rows.append([factor, f"**mean of the {len(group)} {kind}-teacher students**", variants,
+                             cell(np.mean([a.metric for a, _ in group])), cell(np.mean([b.metric for _, b in group])),
+                             cell(np.mean([b.metric - a.metric for a, b in group])), cell(lo), cell(hi), "", ""])
+    for row, p in zip(tested, stats.holm(ps)):
+        row.append(cell(p, 3))
+    return Table(["factor", "student", "variants", "without (eval)", "with (eval)", "with − without (pp)", "ci_low",
+                  "ci_high", "p", "p_holm"], rows)
+
+
+def effects_section(pool: TaskEval) -> list[str]:
+    table = effects_table(pool)
+    return [] if table is None else [
+        "## What the transfer set and calibration change",
+        "",
+        "Each student against itself in the variant without that one factor: eval metric difference (mean over "
+        "seeds), paired bootstrap 95% CI over the eval examples with every seed, McNemar p per seed combined, "
+        "Holm-corrected over the rows of this table.",
+        "",
+        table.to_markdown()]
+
+
 def calibration_temperatures(run: Path, task: str) -> dict[str, float]:
     """Each teacher's temperature fitted on validation (recorded by any multi-teacher student of the run)."""
     import json
@@ -299,6 +358,8 @@ def main() -> None:
     ap.add_argument("--strategies", help="comma-separated (default: the config's)")
     ap.add_argument("--single-teachers", help="comma-separated teacher names for single-teacher students "
                     "(default: the config's distill.single_teacher, every teacher)")
+    ap.add_argument("--report-only", action="store_true", help="run nothing: rewrite the page from the students "
+                    "RUN has (e.g. while another call of this bench is training in RUN)")
     args = ap.parse_args()
     run = Path(args.out)
     from mtkd.config import load_config
@@ -328,12 +389,10 @@ def main() -> None:
         else:
             cmd += ["--strategies", ",".join(strategies)]
         steps.append((f"students: {v}", cmd))
-    times = []
+    commands = ["mtkd " + " ".join(cmd).replace(f"{ROOT}/", "") for _, cmd in steps]
     with open(run / "quality_cpu.log", "a", encoding="utf-8") as log:
-        for what, cmd in steps:
-            seconds = run_mtkd(cmd, log)
-            times.append((what, "mtkd " + " ".join(cmd).replace(f"{ROOT}/", ""), seconds))
-            print(f"{what}: {seconds / 60:.1f} min", flush=True)
+        for what, cmd in [] if args.report_only else steps:
+            print(f"{what}: {run_mtkd(cmd, log) / 60:.1f} min", flush=True)
     seeds = cfg.get("seeds") or [cfg.get("seed", 42)]
     tasks = {}
     for v in VARIANTS:   # every variant run so far (this call's or an earlier one's)
@@ -404,6 +463,7 @@ def main() -> None:
         "— = not run (single-teacher students are not re-run calibrated; calibrated_average is calibrated already).",
         "",
         students_table(pool, variants, sig_pool).to_markdown(),
+        *effects_section(pool),
         "## Every multi-teacher student vs the best single-teacher student (all variants pooled)",
         "",
         "Holm-corrected over the rows of this table.",
@@ -430,7 +490,7 @@ def main() -> None:
         "the commands, in order:",
         "",
         Table(["what", "stages", "minutes"], cost_rows(run, tasks)).to_markdown(),
-        "\n".join(f"- `{c}`" for _, c, _ in times),
+        "\n".join(f"- `{c}`" for c in commands),
         "",
     ]
     not_run = [v for v in VARIANTS if v not in tasks]

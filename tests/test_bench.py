@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -75,3 +76,32 @@ def test_publish_carries_the_findings_and_drops_removed_ones(tmp_path):
     with open(tmp_path / "log.txt", "a") as log:
         study_cpu.publish(run, dest, log)
     assert "Many voices" not in (dest / "report.md").read_text() and not (run / "findings.md").exists()
+
+
+def _student(method: str, labels: np.ndarray, right: int, seeds=(42, 1)) -> Model:
+    """A student right on the first `right` eval examples at every seed (the others: the wrong class)."""
+    pred = np.where(np.arange(len(labels)) < right, labels, 1 - labels)
+    logits = np.eye(2, dtype=np.float32)[pred]
+    return Model(method, "multi", logits, 100.0 * right / len(labels), seeds=list(seeds),
+                 seed_logits={s: logits for s in seeds})
+
+
+def test_effects_table_pairs_one_factor_at_a_time():
+    """A student against itself in the variant without the factor: 50% -> 75% on 200 examples is +25 pp with a
+    CI far from 0 and a tiny p; pairs not run (transfer+calibrated here) and unpaired students give no row; the
+    mean over a contrast's multi-teacher students follows them (no p)."""
+    labels = np.arange(200) % 2
+    models = [_student("m [plain]", labels, 100), _student("m [transfer]", labels, 150),
+              _student("n [plain]", labels, 100), _student("n [transfer]", labels, 110),
+              _student("m [calibrated]", labels, 100), _student("lone [transfer]", labels, 120)]
+    pool = TaskEval("hand", ["neg", "pos"], "accuracy", 1.0, labels, models, [], "eval", labels, {}, Path("x"))
+    rows = quality_cpu.effects_table(pool).rows
+    assert [r[:3] for r in rows] == [["transfer set", "m", "plain → transfer"], ["transfer set", "n", "plain → transfer"],
+                                     ["transfer set", "**mean of the 2 multi-teacher students**", "plain → transfer"],
+                                     ["calibration", "m", "plain → calibrated"]]
+    m, n, mean, calib = rows
+    assert [float(x) for x in m[3:6]] == [50.0, 75.0, 25.0] and float(n[5]) == 5.0
+    assert 15.0 < float(m[6]) < 25.0 < float(m[7]) < 35.0 and float(m[9]) < 1e-3
+    assert float(mean[5]) == 15.0 and float(mean[6]) < 15.0 < float(mean[7]) and mean[8:] == ["", ""]
+    assert [float(x) for x in calib[5:8]] == [0.0, 0.0, 0.0] and float(calib[8]) == 1.0   # the same predictions
+    assert quality_cpu.effects_table(replace(pool, models=models[4:])) is None
