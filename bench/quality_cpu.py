@@ -43,7 +43,7 @@ from mtkd.analysis import gap, significance, slices, stats  # noqa: E402
 from mtkd.analysis.load import Model, TaskEval, eval_manifests, load_run  # noqa: E402
 from mtkd.tables import Table, cell  # noqa: E402
 
-FINDINGS = re.compile(r"^## Findings\n.*?(?=^#{1,2} |\Z)", re.S | re.M)
+FINDINGS = re.compile(r"^##[ \t]+Findings[ \t]*\r?\n.*?(?=^#{1,2} |\Z)", re.S | re.M)
 VARIANTS = {   # variant -> the sweep params that make it (each variant is its own sweep RUN/sweeps/<variant>)
     "plain": ["distill.use_transfer=false"],
     "transfer": ["distill.use_transfer=true"],
@@ -188,12 +188,14 @@ def effects_table(pool: TaskEval) -> Table | None:
     seeds), paired bootstrap 95% CI over the eval examples with every seed (both students on the same
     resamples), McNemar p per shared seed combined, Holm over the students' rows; after each contrast's students,
     the mean effect over its single- and over its multi-teacher students (the mean of their differences on the
-    same resamples: its CI; no p). None when no pair was run."""
+    same resamples: its CI; no p). A student run in only one of the two variants, or at other seeds there, has
+    no pair. None when no pair was run."""
     by = {m.method: m for m in pool.of_type("single", "multi")}
     methods = list(dict.fromkeys(k.rsplit(" [", 1)[0] for k in by))
     groups = [(factor, f"{a} → {b}", [(base, by[f"{base} [{a}]"], by[f"{base} [{b}]"]) for base in methods
-                                      if f"{base} [{a}]" in by and f"{base} [{b}]" in by])
-              for factor, a, b in CONTRASTS]
+                                      if f"{base} [{a}]" in by and f"{base} [{b}]" in by
+                                      and sorted(by[f"{base} [{a}]"].seeds) == sorted(by[f"{base} [{b}]"].seeds)])
+              for factor, a, b in CONTRASTS]   # paired only at the same seeds: the CI resamples every seed of both
     groups = [g for g in groups if g[2]]
     if not groups:
         return None
@@ -374,25 +376,27 @@ def main() -> None:
     for v in variants:
         if v not in VARIANTS:
             sys.exit(f"error: unknown variant '{v}'; known: {', '.join(VARIANTS)}")
-    run.mkdir(parents=True, exist_ok=True)
     base = ["train-baseline", args.config, "--out", str(run), "--recompute"]   # only stale stages are rebuilt
     if args.single_teachers:
         base.append(f"distill.single_teacher=[{args.single_teachers}]")
-    steps = [("teachers, logits, no-KD students", base)]
-    for v in variants:
-        calibrated = "calibrate=true" in " ".join(VARIANTS[v])
-        cmd = ["sweep", str(run), "--name", v.replace("+", "_"), "--recompute"]   # another strategy list: only new students
-        for p in VARIANTS[v]:
-            cmd += ["--param", p]
-        if calibrated:   # calibrated_average calibrates already; single-teacher students are not re-run calibrated
-            cmd += ["--no-single", "--strategies", ",".join(s for s in strategies if s != "calibrated_average")]
-        else:
-            cmd += ["--strategies", ",".join(strategies)]
-        steps.append((f"students: {v}", cmd))
-    commands = ["mtkd " + " ".join(cmd).replace(f"{ROOT}/", "") for _, cmd in steps]
-    with open(run / "quality_cpu.log", "a", encoding="utf-8") as log:
-        for what, cmd in [] if args.report_only else steps:
-            print(f"{what}: {run_mtkd(cmd, log) / 60:.1f} min", flush=True)
+
+    def steps(variants: list[str]) -> list[tuple[str, list[str]]]:
+        out = [("teachers, logits, no-KD students", base)]
+        for v in variants:
+            cmd = ["sweep", str(run), "--name", v.replace("+", "_"), "--recompute"]   # another strategy list: only new students
+            for p in VARIANTS[v]:
+                cmd += ["--param", p]
+            if "distill.calibrate=true" in VARIANTS[v]:   # calibrated_average calibrates already; single-teacher
+                cmd += ["--no-single", "--strategies", ",".join(s for s in strategies if s != "calibrated_average")]
+            else:                                          # students are not re-run calibrated
+                cmd += ["--strategies", ",".join(strategies)]
+            out.append((f"students: {v}", cmd))
+        return out
+    if not args.report_only:
+        run.mkdir(parents=True, exist_ok=True)
+        with open(run / "quality_cpu.log", "a", encoding="utf-8") as log:
+            for what, cmd in steps(variants):
+                print(f"{what}: {run_mtkd(cmd, log) / 60:.1f} min", flush=True)
     seeds = cfg.get("seeds") or [cfg.get("seed", 42)]
     tasks = {}
     for v in VARIANTS:   # every variant run so far (this call's or an earlier one's)
@@ -403,6 +407,8 @@ def main() -> None:
                   f"rerun it with --variants {v}", flush=True)
         elif points:
             tasks[v] = with_baseline(run, load_run(points[0].parent)[0], seeds)
+    if not tasks:
+        sys.exit(f"error: no variant in {run} has all its students evaluated yet; nothing to report")
     pool = merged(tasks)
     temps = calibration_temperatures(run, pool.name)
     sig_pool = significance.task_significance(pool)
@@ -410,9 +416,11 @@ def main() -> None:
         r["p_holm"] = p
     variants = list(tasks)
     default_config = args.config == ap.get_default("config")
+    # the command that makes this page: the variants it reports (this call's and those run earlier in RUN)
     command = f"python bench/quality_cpu.py --out {args.out}" + ("" if default_config else f" --config {args.config}") + "".join(
-        f" --{k.replace('_', '-')} {v}" for k, v in (("variants", args.variants), ("strategies", args.strategies),
+        f" --{k.replace('_', '-')} {v}" for k, v in (("variants", ",".join(variants)), ("strategies", args.strategies),
                                                     ("single_teachers", args.single_teachers)) if v)
+    commands = ["mtkd " + " ".join(cmd).replace(f"{ROOT}/", "") for _, cmd in steps(variants)]
     # the worst-slice tables on the selected models only: per variant its best single and best multi
     chosen = {m.method for m in pool.of_type("baseline")}
     for t in tasks.values():
@@ -501,6 +509,8 @@ def main() -> None:
             + "; ".join(x for x in (f"variants {', '.join(not_run)}" if not_run else "",
                                     f"strategies {', '.join(missing)} of the config" if missing else "") if x) + ".", ""]
     doc = Path(args.doc)
+    if doc.is_file() and FINDINGS.search(doc.read_text(encoding="utf-8")):
+        print(f"kept the hand-written Findings of {doc}: check them against the new tables", flush=True)
     doc.write_text("\n".join(with_findings(lines, doc.read_text(encoding="utf-8") if doc.is_file() else "")),
                    encoding="utf-8")
     print(f"wrote {args.doc}")

@@ -58,6 +58,9 @@ def test_findings_kept_when_tables_are_rewritten():
     old = "# Page\n## Findings\nBy hand.\n### detail\nmore\n"
     assert quality_cpu.with_findings(new, old)[4] == "## Findings\nBy hand.\n### detail\nmore"
     assert quality_cpu.with_findings(new, "# Page\n## Headline\nx\n") == new
+    # a heading with trailing blanks and CRLF line ends is still the findings heading
+    assert quality_cpu.with_findings(new, "# Page\r\n## Findings \r\nBy hand.\r\n## Every student\r\n")[4] == \
+        "## Findings \r\nBy hand."
 
 
 def test_publish_carries_the_findings_and_drops_removed_ones(tmp_path):
@@ -78,12 +81,15 @@ def test_publish_carries_the_findings_and_drops_removed_ones(tmp_path):
     assert "Many voices" not in (dest / "report.md").read_text() and not (run / "findings.md").exists()
 
 
-def _student(method: str, labels: np.ndarray, right: int, seeds=(42, 1)) -> Model:
-    """A student right on the first `right` eval examples at every seed (the others: the wrong class)."""
-    pred = np.where(np.arange(len(labels)) < right, labels, 1 - labels)
-    logits = np.eye(2, dtype=np.float32)[pred]
-    return Model(method, "multi", logits, 100.0 * right / len(labels), seeds=list(seeds),
-                 seed_logits={s: logits for s in seeds})
+def _student(method: str, labels: np.ndarray, right: int, seeds=(42, 1), kind="multi") -> Model:
+    """A student right on `right` eval examples at every seed (the others: the wrong class); which ones moves
+    with the seed, so every seed is a different model with the same accuracy."""
+    seed_logits = {}
+    for i, s in enumerate(seeds):
+        ok = np.roll(np.arange(len(labels)) < right, 7 * i)
+        seed_logits[s] = np.eye(2, dtype=np.float32)[np.where(ok, labels, 1 - labels)]
+    return Model(method, kind, seed_logits[seeds[0]], 100.0 * right / len(labels), seeds=list(seeds),
+                 seed_logits=seed_logits)
 
 
 def test_effects_table_pairs_one_factor_at_a_time():
@@ -93,7 +99,8 @@ def test_effects_table_pairs_one_factor_at_a_time():
     labels = np.arange(200) % 2
     models = [_student("m [plain]", labels, 100), _student("m [transfer]", labels, 150),
               _student("n [plain]", labels, 100), _student("n [transfer]", labels, 110),
-              _student("m [calibrated]", labels, 100), _student("lone [transfer]", labels, 120)]
+              _student("m [calibrated]", labels, 100), _student("lone [transfer]", labels, 120),
+              _student("other_seeds [plain]", labels, 100), _student("other_seeds [transfer]", labels, 100, (42,))]
     pool = TaskEval("hand", ["neg", "pos"], "accuracy", 1.0, labels, models, [], "eval", labels, {}, Path("x"))
     rows = quality_cpu.effects_table(pool).rows
     assert [r[:3] for r in rows] == [["transfer set", "m", "plain → transfer"], ["transfer set", "n", "plain → transfer"],
@@ -105,3 +112,8 @@ def test_effects_table_pairs_one_factor_at_a_time():
     assert float(mean[5]) == 15.0 and float(mean[6]) < 15.0 < float(mean[7]) and mean[8:] == ["", ""]
     assert [float(x) for x in calib[5:8]] == [0.0, 0.0, 0.0] and float(calib[8]) == 1.0   # the same predictions
     assert quality_cpu.effects_table(replace(pool, models=models[4:])) is None
+    # single-teacher students get their own mean row
+    singles = [_student("kd_a [plain]", labels, 100, kind="single"), _student("kd_a [transfer]", labels, 90, kind="single"),
+               _student("kd_b [plain]", labels, 100, kind="single"), _student("kd_b [transfer]", labels, 70, kind="single")]
+    rows = quality_cpu.effects_table(replace(pool, models=singles)).rows
+    assert rows[2][1] == "**mean of the 2 single-teacher students**" and float(rows[2][5]) == -10.0
