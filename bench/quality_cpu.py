@@ -232,7 +232,8 @@ def effects_section(pool: TaskEval) -> list[str]:
         "",
         "Each student against itself in the variant without that one factor: eval metric difference (mean over "
         "seeds), paired bootstrap 95% CI over the eval examples with every seed, McNemar p per seed combined, "
-        "Holm-corrected over the rows of this table.",
+        "Holm-corrected over the students' rows; each contrast's mean rows average its students' differences on "
+        "the same resamples (their CI; no p).",
         "",
         table.to_markdown()]
 
@@ -508,11 +509,12 @@ def main() -> None:
             "**Not run here** (the cost on this machine is in the wall-time table): "
             + "; ".join(x for x in (f"variants {', '.join(not_run)}" if not_run else "",
                                     f"strategies {', '.join(missing)} of the config" if missing else "") if x) + ".", ""]
+    from mtkd.io import atomic_write_text
     doc = Path(args.doc)
-    if doc.is_file() and FINDINGS.search(doc.read_text(encoding="utf-8")):
+    old = doc.read_text(encoding="utf-8") if doc.is_file() else ""
+    if FINDINGS.search(old):
         print(f"kept the hand-written Findings of {doc}: check them against the new tables", flush=True)
-    doc.write_text("\n".join(with_findings(lines, doc.read_text(encoding="utf-8") if doc.is_file() else "")),
-                   encoding="utf-8")
+    atomic_write_text(doc, "\n".join(with_findings(lines, old)))   # a killed bench leaves the old page whole
     print(f"wrote {args.doc}")
 
 
