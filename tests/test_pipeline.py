@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from mtkd.cli import main
 
@@ -65,6 +66,28 @@ def test_rerun_from_saved_config_is_cached_and_identical(tiny_run, capsys):
     out = capsys.readouterr().out
     assert "build" not in out and out.count("cached") >= 10
     assert table(tiny_run) == before
+
+
+def test_reordered_teachers_rebuild_the_multi_teacher_students(tiny_run, tmp_path, capsys):
+    """The teachers' order is an input of a multi-teacher student (the gate's k-th weight is the k-th
+    teacher's): with --recompute and the teachers reordered, every multi-teacher student is rebuilt, the
+    teachers, their logits, the single-teacher and no-KD students stay cached."""
+    run = tmp_path / "r"
+    shutil.copytree(tiny_run, run)
+    cfg = (run / "config.yaml").read_text()
+    names = [t["name"] for t in yaml.safe_load(cfg)["teachers"]]
+    reordered = yaml.safe_load(cfg)
+    reordered["teachers"] = reordered["teachers"][::-1]
+    (tmp_path / "re.yaml").write_text(yaml.safe_dump(reordered))
+    capsys.readouterr()
+    assert main(["run", str(tmp_path / "re.yaml"), "--out", str(run), "--recompute"]) == 0
+    out = capsys.readouterr().out
+    built = {line.split("/")[-1] for line in out.splitlines()
+             if line.strip().startswith("build") and "/students/" in line}
+    multi = {p.name for p in (run / "demo" / "students").glob("multi_*")}
+    assert multi and built == multi, (built, multi)
+    manifests = [json.loads(p.read_text()) for p in (run / "demo" / "students").glob("multi_*/manifest.json")]
+    assert manifests and all(m["teachers"] == names[::-1] for m in manifests)
 
 
 def test_same_seed_same_metrics(tiny_cfg, tiny_run, tmp_path):

@@ -317,6 +317,29 @@ def test_a_stale_stage_is_not_replaced_by_a_donor_without_recompute(tmp_path):
     assert len(built) == 3 and (tmp_path / "c/x.txt").read_text() == "3"
 
 
+def test_recorded_manifest_fields_count_like_the_key(tmp_path):
+    """stages.run(recorded=...): a field the key's canonical form cannot hold (the teachers' order) makes
+    a finished stage stale when it differs, for the stage itself and for a donor; equal, it is cached."""
+    from mtkd import stages
+    from mtkd.errors import MtkdError
+    built = []
+
+    def build(tmp, work):
+        built.append(1)
+        (tmp / "x.txt").write_text(str(len(built)))
+    ab, ba = {"teachers": ["a", "b"]}, {"teachers": ["b", "a"]}
+    m = stages.run(tmp_path / "s", {"k": 1}, build, log=lambda _: None, recorded=ab)
+    assert m["teachers"] == ["a", "b"] and len(built) == 1
+    stages.run(tmp_path / "s", {"k": 1}, build, log=lambda _: None, recorded=ab)
+    assert len(built) == 1                                                  # same order: cached
+    with pytest.raises(MtkdError, match=r"other inputs \(teachers: recorded \['a', 'b'\], now \['b', 'a'\]\)"):
+        stages.run(tmp_path / "s", {"k": 1}, build, log=lambda _: None, recorded=ba)
+    stages.run(tmp_path / "t", {"k": 1}, build, log=lambda _: None, donors=[tmp_path / "s"], recorded=ba)
+    assert len(built) == 2 and (tmp_path / "t/x.txt").read_text() == "2"   # the donor's order differs: built
+    stages.run(tmp_path / "s", {"k": 1}, build, recompute=True, log=lambda _: None, recorded=ba)
+    assert len(built) == 3 and stages.check(tmp_path / "s", {"k": 1}, ba)[0] is not None
+
+
 def test_report_shows_sweeps_and_hand_written_findings(base, capsys, tmp_path):
     """`mtkd report` carries every finished sweep of the run and of a run nested in it (tables from their CSVs,
     plots embedded in the HTML), and RUN/findings.md after the verdict; none of it when absent. Works on a copy

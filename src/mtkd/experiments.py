@@ -218,10 +218,11 @@ class Run:
         precision = getattr(self, "precision", None) or runtime.precision()
         return {**key, "mixed_precision": precision} if precision != "no" else key
 
-    def stage(self, folder: Path, key: dict, build, collective: bool = True):
+    def stage(self, folder: Path, key: dict, build, collective: bool = True, recorded: dict | None = None):
         with runtime.tracking_as(str(Path(folder).relative_to(self.out))):
             manifest = stages.run(folder, key, build, recompute=self.recompute, log=self.log, collective=collective,
-                                  donors=[d / Path(folder).relative_to(self.out) for d in self.donors])
+                                  donors=[d / Path(folder).relative_to(self.out) for d in self.donors],
+                                  recorded=recorded)
         bar = getattr(self, "_bar", None)
         if bar is not None:
             bar.update(1)
@@ -360,7 +361,9 @@ class Run:
 
         def build(tmp, work):
             return self._train_student(task, s, tmp, work)
-        return self.stage(self.student_dir(task.name, s.method), key, build)
+        # the teachers' order is an input (the gate's k-th output weighs the k-th teacher), which the key's
+        # canonical form (sorted dict keys) loses: checked against the order the manifest records
+        return self.stage(self.student_dir(task.name, s.method), key, build, recorded={"teachers": list(s.teachers)})
 
     def uses_transfer(self, task: TaskData, s: Student) -> bool:
         """A KD student learns from the task's transfer set too (distill.use_transfer); no-KD never does, nor

@@ -58,9 +58,9 @@ def _short(v) -> str:
     return s if len(s) <= 40 else s[:37] + "..."
 
 
-def check(folder: Path, key: dict) -> tuple[dict | None, str | None]:
-    """(manifest, None) if `folder` is finished and matches `key`; (None, None) if unfinished;
-    (None, reason) if finished but stale or tampered."""
+def check(folder: Path, key: dict, recorded: dict | None = None) -> tuple[dict | None, str | None]:
+    """(manifest, None) if `folder` is finished and matches `key` (and the manifest fields `recorded`);
+    (None, None) if unfinished; (None, reason) if finished but stale or tampered."""
     mpath = folder / MANIFEST
     if not mpath.is_file():
         return None, None
@@ -72,6 +72,10 @@ def check(folder: Path, key: dict) -> tuple[dict | None, str | None]:
     canon = _canonical(key)
     if sha256_json(recorded_key) != sha256_json(canon):
         return None, f"{folder}: cached stage was built from other inputs ({_first_difference(recorded_key, canon)})"
+    for field, want in (recorded or {}).items():
+        if _canonical({field: manifest.get(field)}) != _canonical({field: want}):
+            return None, (f"{folder}: cached stage was built from other inputs ({field}: recorded "
+                          f"{_short(manifest.get(field))}, now {_short(want)})")
     for rel, digest in outputs.items():
         path = folder / rel
         if not path.is_file():
@@ -87,7 +91,8 @@ def _canonical(key: dict) -> dict:
 
 
 def run(folder: Path, key: dict, build: Callable[[Path, Path], dict | None], recompute: bool = False,
-        log: Callable[[str], None] = print, collective: bool = True, donors: Sequence[Path] = ()) -> dict:
+        log: Callable[[str], None] = print, collective: bool = True, donors: Sequence[Path] = (),
+        recorded: dict | None = None) -> dict:
     """Return the manifest of `folder`, building it with `build(tmp_dir, work_dir) -> extra manifest
     fields` unless it is already finished with the same key.
 
@@ -98,15 +103,19 @@ def run(folder: Path, key: dict, build: Callable[[Path, Path], dict | None], rec
 
     `donors`: the same stage's folders in other runs (e.g. the other points of a sweep). When `folder` is
     unfinished (or stale, with `recompute`) and a donor is finished with exactly this key, the donor's
-    folder is hard-linked into place instead of being rebuilt: same key, same stage."""
+    folder is hard-linked into place instead of being rebuilt: same key, same stage.
+
+    `recorded`: manifest fields that must match as well as the key — inputs whose meaning the key's
+    canonical form loses (it sorts dict keys, so the order of a stage's teachers is not in it) and that
+    every manifest already records, so adding them here leaves existing caches valid."""
     folder = Path(folder)
     main = runtime.is_main()
-    manifest, stale = runtime.broadcast(check(folder, key) if main else None)
+    manifest, stale = runtime.broadcast(check(folder, key, recorded) if main else None)
     if manifest is not None:
         log(f"  cached  {folder}")
         return manifest
     if donors and (not stale or recompute):
-        donor = runtime.broadcast(_link_donor(folder, key, donors) if main else None)
+        donor = runtime.broadcast(_link_donor(folder, key, donors, recorded) if main else None)
         if donor is not None:
             log(f"  cached  {folder} (linked: {donor} has the same key)")
             runtime.barrier()
@@ -137,7 +146,8 @@ def run(folder: Path, key: dict, build: Callable[[Path, Path], dict | None], rec
             return read_json(folder / MANIFEST)
         outputs = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         manifest = {"stage": folder.name, "key": key, "outputs": outputs, "versions": versions(),
-                    "seconds": round(time.time() - t0, 2), "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra}
+                    "seconds": round(time.time() - t0, 2), "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra,
+                    **(recorded or {})}
         failpoint("stage:before_manifest")
         atomic_write_json(tmp / MANIFEST, manifest)           # the manifest is written last
     except BaseException:
@@ -156,7 +166,7 @@ def run(folder: Path, key: dict, build: Callable[[Path, Path], dict | None], rec
     return manifest
 
 
-def _link_donor(folder: Path, key: dict, donors: Sequence[Path]) -> str | None:
+def _link_donor(folder: Path, key: dict, donors: Sequence[Path], recorded: dict | None = None) -> str | None:
     """Link the first donor finished with `key` into `folder` (whole or not at all); its path, or None.
     A donor that cannot be read or linked, or that changed while it was linked, is passed over (the
     stage is then built as usual)."""
@@ -167,10 +177,10 @@ def _link_donor(folder: Path, key: dict, donors: Sequence[Path]) -> str | None:
             if donor.resolve() == folder.resolve() or not mpath.is_file() or \
                     sha256_json(read_json(mpath)["key"]) != want:   # cheap test first: no file hashed
                 continue
-            if check(donor, key)[0] is None:
+            if check(donor, key, recorded)[0] is None:
                 continue
             link_folder(donor, folder)
-            if check(folder, key)[0] is None:   # the donor was rebuilt meanwhile (another process)
+            if check(folder, key, recorded)[0] is None:   # the donor was rebuilt meanwhile (another process)
                 shutil.rmtree(folder, ignore_errors=True)
                 continue
         except (ValueError, KeyError, TypeError, OSError, shutil.Error):
