@@ -8,7 +8,8 @@ time of every stage per task, so a user knows what the study costs on their mach
     python bench/study_cpu.py --out runs/study_cpu --tasks sst2,mrpc     # a part: these tasks only
 
 Every step is an ordinary mtkd command on RUN (cached: rerunning finishes only what is missing; a session that
-ends midway loses only the student being trained). The sweeps run in RUN/sweep_base, a run of the sweep tasks
+ends midway loses only the student being trained). RUN/timing.md (and .json): minutes per task and stage, one
+seed of every student, the compute of the whole study; --publish copies them. The sweeps run in RUN/sweep_base, a run of the sweep tasks
 whose stages are hard links to RUN's where RUN has them (`mtkd evaluate --reuse RUN`), at the run seed only
 (--sweep-seeds all: at every seed of the config); a sweep point whose student has the key of one trained
 already (the base's T, a T x alpha cell that the T or alpha sweep had) links it too. Last line: ratio=<minutes to train one seed of every student / 60> (the goal: <= 1).
@@ -47,6 +48,54 @@ def stage_seconds(run: Path, tasks: list[str]) -> dict[str, dict[str, float]]:
     return out
 
 
+def compute_seconds(run: Path) -> dict[str, float]:
+    """Seconds of every stage built in RUN, each counted once: a stage linked into another run folder (the
+    sweep base, a sweep point) is a hard link of the same manifest, so manifests are told apart by inode.
+    {"main run": ..., "sweeps": ... (stages under RUN/sweep_base and never in the main run), "all": ...}."""
+    seen, out = set(), {"main run": 0.0, "sweeps": 0.0}
+    files = sorted(run.rglob("manifest.json"), key=lambda p: (run / "sweep_base") in p.parents)   # main run first
+    for m in files:
+        st = m.stat()
+        if (st.st_dev, st.st_ino) in seen:
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        try:
+            seconds = float(json.loads(m.read_text()).get("seconds", 0.0))
+        except (ValueError, OSError, AttributeError):
+            continue
+        out["sweeps" if (run / "sweep_base") in m.parents else "main run"] += seconds
+    out["all"] = out["main run"] + out["sweeps"]
+    return out
+
+
+def timing_report(run: Path, tasks: list[str], machine: str, walls: list[tuple[str, float]]) -> tuple[str, dict]:
+    """RUN/timing.md's text and timing.json's content: minutes per task and stage (from the stage manifests),
+    one seed of every student, the compute of the main run, of the sweeps and of both, and this invocation's
+    wall times."""
+    per = stage_seconds(run, tasks)
+    stages = sorted({k for v in per.values() for k in v})
+    total = compute_seconds(run)
+    one_seed = sum(per[t].get("students, run seed only", 0.0) for t in tasks) / 60
+    lines = ["# Wall time of the study on this machine", "", machine, "",
+             "Minutes of compute per stage, from each stage's manifest (the seconds its build took; a student "
+             "resumed from a checkpoint counts only its last session, so a resumed stage is undercounted).", "",
+             "| stage | " + " | ".join(tasks) + " | all |", "|---|" + "---|" * (len(tasks) + 1)]
+    for s in stages:
+        vals = [per[t].get(s, 0.0) / 60 for t in tasks]
+        lines.append(f"| {s} | " + " | ".join(f"{v:.1f}" for v in vals) + f" | {sum(vals):.1f} |")
+    lines += ["", f"- one seed of every student, all tasks: **{one_seed:.1f} min** (goal ≤ 60; ratio {one_seed / 60:.2f})",
+              f"- main run, every stage and seed: {total['main run'] / 3600:.1f} h",
+              f"- sweeps (stages built for them, not linked from the main run): {total['sweeps'] / 3600:.1f} h",
+              f"- the whole study: **{total['all'] / 3600:.1f} h** of compute", "",
+              "This invocation's wall time (cached stages cost nothing, so a resumed run's is smaller):", ""]
+    lines += [f"- {what}: {sec / 60:.1f} min" for what, sec in walls]
+    data = {"machine": machine, "minutes": {t: {k: round(v / 60, 2) for k, v in per[t].items()} for t in tasks},
+            "one_seed_of_every_student_min": round(one_seed, 2), "ratio": round(one_seed / 60, 3),
+            "compute_hours": {k: round(v / 3600, 3) for k, v in total.items()},
+            "this_invocation_min": {what: round(sec / 60, 2) for what, sec in walls}}
+    return "\n".join(lines) + "\n", data
+
+
 def best_single_teachers(run: Path, tasks: list[str]) -> list[str]:
     """Per sweep task, the teacher of the validation-selected best single-teacher student of the main run."""
     from mtkd.analysis import gap
@@ -67,7 +116,7 @@ def publish(run: Path, dest: Path, log) -> None:
     elif (run / "findings.md").is_file():   # DEST's findings were removed: the run's old copy must not stay
         (run / "findings.md").unlink()
     run_mtkd(["report", str(run)], log)
-    for name in ("report.md", "report.html", "config.yaml"):
+    for name in ("report.md", "report.html", "config.yaml", "timing.md", "timing.json"):
         if (run / name).is_file():
             shutil.copy2(run / name, dest / name)
     for sub in ("results", "analysis"):
@@ -89,6 +138,8 @@ def main() -> None:
     ap.add_argument("--tasks", help="comma-separated: run only these tasks of the config")
     ap.add_argument("--sweep-tasks", default="sst2,mrpc")
     ap.add_argument("--no-sweeps", action="store_true")
+    ap.add_argument("--recompute", action="store_true", help="rebuild the main run's stale stages (after a config "
+                    "change; mtkd run --recompute)")
     ap.add_argument("--sweep-seeds", choices=("run", "all"), default="run")
     ap.add_argument("--temperatures", default="1,2,4,6,8")
     ap.add_argument("--alphas", default="0.3,0.5,0.7,0.9")
@@ -115,7 +166,7 @@ def main() -> None:
     times = []
     log = open(run / "study_cpu.log", "a", encoding="utf-8")
     print(machine_info(), flush=True)
-    seconds = run_mtkd(["run", args.config, "--out", str(run), *keep], log)
+    seconds = run_mtkd(["run", args.config, "--out", str(run), *keep, *(["--recompute"] if args.recompute else [])], log)
     times.append(("main run (mtkd run)", seconds))
     print(f"main run: {seconds / 60:.1f} min", flush=True)
 
@@ -148,6 +199,10 @@ def main() -> None:
             print(f"{what}: {seconds / 60:.1f} min", flush=True)
         run_mtkd(["report", str(base)], log)
 
+    from mtkd.io import atomic_write_text
+    text, data = timing_report(run, tasks, machine_info(), times)
+    atomic_write_text(run / "timing.md", text)
+    atomic_write_text(run / "timing.json", json.dumps(data, indent=2) + "\n")
     if args.publish:
         publish(run, Path(args.publish), log)
     per = stage_seconds(run, tasks)
@@ -159,7 +214,8 @@ def main() -> None:
     for what, s in times:
         print(f"{what:32s} wall {s / 60:.1f} min")
     one_seed = sum(per[t].get("students, run seed only", 0.0) for t in tasks) / 60
-    print(f"one seed of every student: {one_seed:.1f} min")
+    print(f"one seed of every student: {one_seed:.1f} min; the whole study: {data['compute_hours']['all']:.1f} h "
+          f"of compute ({run / 'timing.md'})")
     print(f"ratio={one_seed / 60:.3f}")
 
 

@@ -81,6 +81,30 @@ def test_publish_carries_the_findings_and_drops_removed_ones(tmp_path):
     assert "Many voices" not in (dest / "report.md").read_text() and not (run / "findings.md").exists()
 
 
+def test_study_timing_counts_every_built_stage_once(tmp_path):
+    """timing.md/.json: minutes per task and stage from the manifests; the main run, the sweeps and the whole
+    study's compute, a stage hard-linked into the sweep base counted once (by inode), not twice."""
+    import json
+    import os
+    run = tmp_path / "run"
+
+    def stage(rel, seconds, kind="multi"):
+        (run / rel).mkdir(parents=True)
+        (run / rel / "manifest.json").write_text(json.dumps({"seconds": seconds, "type": kind}))
+    stage("sst2/teachers/t", 30.0, "teacher")
+    stage("sst2/students/multi_average", 60.0)
+    stage("sst2/students/multi_average@seed1", 120.0)
+    (run / "sweep_base/sst2/students/multi_average").mkdir(parents=True)
+    os.link(run / "sst2/students/multi_average/manifest.json", run / "sweep_base/sst2/students/multi_average/manifest.json")
+    stage("sweep_base/sweeps/T/T=2/sst2/students/multi_average", 300.0)
+    assert study_cpu.compute_seconds(run) == {"main run": 210.0, "sweeps": 300.0, "all": 510.0}
+    text, data = study_cpu.timing_report(run, ["sst2"], "machine: test", [("main run (mtkd run)", 6.0)])
+    assert data["minutes"]["sst2"] == {"teachers": 0.5, "students (multi)": 3.0, "students, run seed only": 1.0}
+    assert data["one_seed_of_every_student_min"] == 1.0 and data["ratio"] == round(1 / 60, 3)
+    assert data["compute_hours"]["all"] == round(510 / 3600, 3)
+    assert "| students (multi) | 3.0 | 3.0 |" in text and "- main run (mtkd run): 0.1 min" in text
+
+
 def _student(method: str, labels: np.ndarray, right: int, seeds=(42, 1), kind="multi") -> Model:
     """A student right on `right` eval examples at every seed (the others: the wrong class); which ones moves
     with the seed, so every seed is a different model with the same accuracy."""

@@ -55,6 +55,11 @@ def test_analyze_writes_every_table_and_plot(tmp_path):
     assert float(adv["bin"]["advantage (pp)"]) == pytest.approx(bin_adv, abs=0.006)
     assert adv["bin"]["verdict"] == "multi-teacher better"        # +10 pp on 400 examples: CI above 0
     assert adv["tri"]["verdict"] == "no significant difference"   # -5.75 pp: CI contains 0
+    # AVG: the mean of the two tasks' bests and of their differences, with the significance table's CI
+    assert float(adv["AVG"]["advantage (pp)"]) == pytest.approx(
+        (float(adv["bin"]["advantage (pp)"]) + float(adv["tri"]["advantage (pp)"])) / 2, abs=0.006)
+    assert float(adv["AVG"]["multi eval (%)"]) == pytest.approx(
+        (float(adv["bin"]["multi eval (%)"]) + float(adv["tri"]["multi eval (%)"])) / 2, abs=0.006)
     sig = _rows(out / "significance.csv")
     assert [(r["task"], r["method"], r["reference"], r["selected"]) for r in sig] == [
         ("bin", "multi_average", "kd_t_a", "true"), ("bin", "multi_weighted", "kd_t_a", "false"),
@@ -67,6 +72,7 @@ def test_analyze_writes_every_table_and_plot(tmp_path):
         assert float(r["ci_low"]) <= float(r["diff_pp"]) <= float(r["ci_high"])
         assert float(r["p_holm"]) >= float(r["p_value"])
     assert float(sig[0]["ci_low"]) > 0 and float(sig[2]["ci_low"]) < 0 < float(sig[2]["ci_high"])
+    assert (adv["AVG"]["ci_low"], adv["AVG"]["ci_high"]) == (sig[4]["ci_low"], sig[4]["ci_high"])
     regions = [r for r in _rows(out / "agreement_regions.csv") if r["task"] == "tri"]
     assert [r["region"] for r in regions] == ["all agree", "partial disagree", "full disagree"]
     assert sum(int(r["examples"]) for r in regions) == 400
@@ -89,10 +95,20 @@ def test_report_contains_computed_verdict(tmp_path):
     md, page = md_path.read_text(), html_path.read_text()
     gain = _metric(run, "bin", "multi_average") - _metric(run, "bin", "kd_t_a")
     sig = {r["task"]: r for r in _rows(run / "analysis" / "significance.csv") if r["selected"] == "true"}
+    success = json.loads((run / "analysis" / "success_metrics.json").read_text())
+    avg_verdict, gap_ci = success["average_verdict"], success["average_gap_closed_ci_pct"]
+    lo, hi = float(sig["AVG"]["ci_low"]), float(sig["AVG"]["ci_high"])
+    assert avg_verdict == ("multi-teacher better" if lo > 0 else "multi-teacher worse" if hi < 0
+                           else "no significant difference")
+    assert gap_ci[0] <= success["average_gap_closed_by_best_student_pct"] <= gap_ci[1]
     for line in ("better on 1, worse on 0, no significant difference on 1 of 2 tasks",
                  f"bin: multi-teacher better. multi_average − kd_t_a = {gain:+.2f} pp accuracy on eval, "
                  f"95% CI [{sig['bin']['ci_low']}, {sig['bin']['ci_high']}]",
-                 "tri: no significant difference.", f"Average over tasks: {float(sig['AVG']['diff_pp']):+.2f} pp"):
+                 "tri: no significant difference.",
+                 f"Average over tasks: {avg_verdict}. {float(sig['AVG']['diff_pp']):+.2f} pp, 95% CI "
+                 f"[{sig['AVG']['ci_low']}, {sig['AVG']['ci_high']}]",
+                 f"closes on average {success['average_gap_closed_by_best_student_pct']:.0f}% (95% CI "
+                 f"{gap_ci[0]:.0f} to {gap_ci[1]:.0f}%)"):
         assert line in md and line in page
     assert "## Multi-teacher vs best single-teacher student, per example" in md
     assert "bin: 3 teachers, 1 baseline, 3 single-teacher and 2 multi-teacher students; nothing missing." in md
@@ -190,3 +206,13 @@ def test_table_escaping():
     t = Table(["a|b", "<c>"], [["x|y", "<script>&"]])
     assert t.to_markdown().splitlines()[0] == "| a\\|b | <c> |"
     assert "&lt;script&gt;&amp;" in t.to_html() and "<script>" not in t.to_html()
+
+
+def test_master_table_in_the_report_is_mean_and_sd():
+    """The report folds every `<column>_sd` of master_results.csv into its column ("mean ± sd"); a model of
+    one seed keeps its plain mean, a column without an sd stays as it is."""
+    from mtkd.report.build import mean_sd
+    t = mean_sd(Table(["method", "type", "a_acc", "a_acc_sd", "AVG", "AVG_sd", "transfer"],
+                      [["t", "teacher", "50.00", "", "50.00", "", ""], ["s", "multi", "31.25", "26.52", "31.25", "26.52", "a"]]))
+    assert t.columns == ["method", "type", "a_acc", "AVG", "transfer"]
+    assert t.rows == [["t", "teacher", "50.00", "50.00", ""], ["s", "multi", "31.25 ± 26.52", "31.25 ± 26.52", "a"]]

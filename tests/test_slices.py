@@ -57,7 +57,7 @@ def test_master_table_ece_column(tmp_path):
     write_master_table(run, ["a", "b"], [1, 2])
     lines = (run / "results" / "master_results.csv").read_text().splitlines()
     # the official metric stays each task's first column; ECE follows the task's metrics
-    assert lines[0] == ("method,type,a_acc,a_acc_sd,a_ece,a_ece_sd,b_f1,b_f1_sd,b_acc,b_acc_sd,b_ece,b_ece_sd,AVG")
+    assert lines[0] == ("method,type,a_acc,a_acc_sd,a_ece,a_ece_sd,b_f1,b_f1_sd,b_acc,b_acc_sd,b_ece,b_ece_sd,AVG,AVG_sd")
     r = {row["method"]: row for row in _rows(run / "results" / "master_results.csv")}
     assert r["t"]["a_ece"] == "29.25" and r["t"]["a_ece_sd"] == ""            # one seed: no spread
     # student: mean of 29.25 and 50 = 39.625; sample sd = 20.75 / sqrt(2) = 14.672
@@ -65,8 +65,10 @@ def test_master_table_ece_column(tmp_path):
     assert float(r["s"]["b_ece_sd"]) == pytest.approx(20.75 / 2 ** 0.5, abs=0.006)
     # AVG is the mean of the official metrics only: (a_acc 37.5 + b_f1 25) / 2; ECE never enters it
     assert float(r["s"]["AVG"]) == 31.25 and float(r["t"]["AVG"]) == 50.0
+    # AVG's sd is that of each seed's AVG: seed 1 (50 + 50) / 2 = 50, seed 2 (25 + 0) / 2 = 12.5 -> 37.5 / sqrt(2)
+    assert float(r["s"]["AVG_sd"]) == pytest.approx(37.5 / 2 ** 0.5, abs=0.006) and r["t"]["AVG_sd"] == ""
     md = (run / "results" / "master_results.md").read_text()
-    assert "| s | multi | 37.50 ± 17.68 | 39.62 ± 14.67 |" in md
+    assert "| s | multi | 37.50 ± 17.68 | 39.62 ± 14.67 |" in md and "| 31.25 ± 26.52 |" in md
     assert "lower is better" in md and "AVG: the mean of the official metrics" in md
 
 

@@ -608,7 +608,8 @@ def write_master_table(out: Path, task_names: list[str], seeds: list[int]) -> Pa
     calibration error of its eval predictions in % (analysis.calibration.ece: 15 equal-width bins of the max
     softmax probability; mean over seeds; lower is better); AVG = the mean of the official metrics only.
     A run of several seeds adds `<column>_sd` columns to the CSV (sample sd over seeds; empty for a model
-    of one seed, e.g. teachers trained once) and shows "mean ± sd" in the Markdown. Where a task has a
+    of one seed, e.g. teachers trained once; AVG_sd: the sd of each seed's AVG) and shows "mean ± sd" in
+    the Markdown. Where a task has a
     transfer set, the CSV's last column `transfer` names the tasks (`;`-joined) whose transfer set the
     model learned from (empty: none)."""
     from .analysis.load import transfer_lines
@@ -639,16 +640,21 @@ def write_master_table(out: Path, task_names: list[str], seeds: list[int]) -> Pa
                         for s, sm in model.get("seed_metrics", {}).items() if s in eces]
             if len(per_seed) > 1:
                 row.update({f"{c}_sd": float(np.std([p[c] for p in per_seed], ddof=1)) for c in per_seed[0]})
+            for s, sm in model.get("seed_metrics", {}).items():   # for AVG's sd: every seed's official metrics
+                row.setdefault("per_seed", {}).setdefault(s, {}).update(table_values(fake, sm["eval"]))
     order = {"teacher": 0, "baseline": 1, "single": 2, "multi": 3}
     table = sorted(rows.values(), key=lambda r: order[r["type"]])  # stable: config order inside a type
     for r in table:
         vals = [r[c] for c in official if c in r]
         r["AVG"] = sum(vals) / len(vals) if len(vals) == len(official) and vals else None
+        avgs = [np.mean([d[c] for c in official]) for d in r.pop("per_seed", {}).values() if all(c in d for c in official)]
+        if r["AVG"] is not None and len(avgs) > 1:   # the sd over seeds of each seed's mean over tasks
+            r["AVG_sd"] = float(np.std(avgs, ddof=1))
     with_sd = len(seeds) > 1
     fmt = lambda v: "" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)   # noqa: E731
     for r in table:
         r["transfer"] = ";".join(r["transfer"])
-    csv_header = ["method", "type", *(x for c in columns for x in ((c, f"{c}_sd") if with_sd else (c,))), "AVG",
+    csv_header = ["method", "type", *(x for c in [*columns, "AVG"] for x in ((c, f"{c}_sd") if with_sd else (c,))),
                   *(["transfer"] if has_transfer else [])]
     md_header = ["method", "type", *columns, "AVG"]
 

@@ -110,7 +110,10 @@ def success_metrics(tasks, sigs: dict[str, dict] | None = None, average: dict | 
         "n_no_significant_difference": count("no significant difference"),
         "average_advantage_pp": _num(sum(advs) / len(advs)) if advs else None,
         "average_advantage_ci_pp": [_num(average["ci_low"]), _num(average["ci_high"])] if average else None,
+        "average_verdict": verdict(average["ci_low"], average["ci_high"]) if average else None,
         "average_gap_closed_by_best_student_pct": _num(sum(gaps) / len(gaps)) if gaps else None,
+        "average_gap_closed_ci_pct": [_num(x) for x in average.get("gap_closed_ci_pct", (math.nan, math.nan))]
+        if average else None,
     }
 
 

@@ -185,6 +185,13 @@ def _tables(tasks: list[TaskEval], split: str, sigs: dict, average: dict | None,
             ceil.append([t.name, str(len(tp)), cell(top.method if top else None),
                          cell(accuracy(top, t.labels) if top else math.nan), cell(maj),
                          cell(diversity.oracle_accuracy(tp, t.labels)), cell(diversity.fleiss_kappa(counts), 4)])
+    if average:   # the mean of the compared tasks' bests (each task's own selection), the AVG row's CI and verdict
+        heads = [summaries[t.name] for t in tasks if sigs[t.name]["headline"]]
+        mean = lambda key: float(np.mean([h[key]["value"] for h in heads]))   # noqa: E731
+        adv.append(["AVG", "mean of the official metrics", "best single (per task)", "", cell(mean("best_single")),
+                    "best multi (per task)", "", cell(mean("best_multi")), cell(average["diff_pp"]),
+                    cell(average["ci_low"]), cell(average["ci_high"]), "",
+                    gap.verdict(average["ci_low"], average["ci_high"])])
     rank_table = _ranking_table(tasks)
     acc_cols = [f"acc {r} (%)" for r in agreement.REGIONS]
     steady = _steadiness_rows(tasks)
@@ -200,7 +207,9 @@ def _tables(tasks: list[TaskEval], split: str, sigs: dict, average: dict | None,
         ("advantage", "Multi-teacher advantage (best selected on validation)",
          "advantage = best multi-teacher student - best single-teacher student, both selected on the validation "
          "metric (columns 'val'), reported on eval, in percentage points of the official metric; CI: paired "
-         "bootstrap 95% interval; verdict: better / worse when the CI excludes 0, else no significant difference.",
+         "bootstrap 95% interval; verdict: better / worse when the CI excludes 0, else no significant difference. "
+         "AVG: the mean over the tasks compared, each task resampled independently for its CI (no Holm: it is "
+         "no test of its own).",
          Table(["task", "metric", "best single", "single val (%)", "single eval (%)", "best multi", "multi val (%)",
                 "multi eval (%)", "advantage (pp)", "ci_low", "ci_high", "p_holm", "verdict"], adv)),
         *([("steadiness", "Steadiness over seeds (eval)",

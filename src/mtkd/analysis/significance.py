@@ -28,16 +28,19 @@ COLUMNS = ["task", "method", "reference", "diff_pp", "ci_low", "ci_high", "p_val
 
 def task_significance(task, n_resamples: int = stats.N_RESAMPLES) -> dict:
     """{"rows": [row dict per multi-teacher student], "headline": the selected row or None,
-    "gap_ci": {student: (low, high)}, "samples": bootstrap distribution of the headline difference}."""
+    "gap_ci": {student: (low, high)}, "samples": bootstrap distribution of the headline difference,
+    "gap_samples": bootstrap distribution of the gap closed by the best student (selected on validation)}."""
     sel = gap.selection(task)
     boot = stats.bootstrap_metrics(task.labels, {m.method: m.seed_preds() for m in task.models}, task.metric,
                                    len(task.label_names), n_resamples, seed=[stats.SEED, zlib.crc32(task.name.encode())],
                                    pos_label=task.pos_label)
-    out = {"rows": [], "headline": None, "gap_ci": {}, "samples": None}
+    out = {"rows": [], "headline": None, "gap_ci": {}, "samples": None, "gap_samples": None}
     if sel["baseline"] and sel["teacher"]:
         for m in task.of_type("single", "multi"):
-            out["gap_ci"][m.method] = stats.percentile_ci(
-                gap.gap_closed(boot[m.method], boot[sel["baseline"].method], boot[sel["teacher"].method]))
+            closed = gap.gap_closed(boot[m.method], boot[sel["baseline"].method], boot[sel["teacher"].method])
+            out["gap_ci"][m.method] = stats.percentile_ci(closed)
+            if m is sel["student"]:
+                out["gap_samples"] = closed
     ref = sel["single"]
     if ref is None:
         return out
@@ -61,7 +64,9 @@ def task_significance(task, n_resamples: int = stats.N_RESAMPLES) -> dict:
 
 def significance(tasks, n_resamples: int = stats.N_RESAMPLES) -> tuple[dict[str, dict], dict | None]:
     """Every task's task_significance with p_holm filled in over all rows of all tasks, and the AVG row
-    (None with fewer than two tasks that have a headline)."""
+    (None with fewer than two tasks that have a headline); the AVG row also carries the mean gap closed by
+    each task's best student with its interval (`gap_closed_ci_pct`; NaN unless two tasks have one),
+    resampled the same way."""
     sigs = {t.name: task_significance(t, n_resamples) for t in tasks}
     rows = [r for s in sigs.values() for r in s["rows"]]
     for r, p in zip(rows, stats.holm([r["p_value"] for r in rows])):
@@ -75,5 +80,9 @@ def significance(tasks, n_resamples: int = stats.N_RESAMPLES) -> tuple[dict[str,
                    "ci_high": high, "p_value": math.nan, "p_holm": math.nan, "selected_on": gap.SELECTED_ON,
                    "selected": True, "seeds": "", "p_per_seed": {}, "method_validation": math.nan,
                    "reference_validation": math.nan, "n_eval": sum(s["headline"]["n_eval"] for s in heads),
-                   "n_resamples": n_resamples}
+                   "n_resamples": n_resamples, "gap_closed_ci_pct": (math.nan, math.nan)}
+        closed = [s["gap_samples"] for s in sigs.values() if s["gap_samples"] is not None]
+        if len(closed) > 1:
+            with np.errstate(invalid="ignore"):
+                average["gap_closed_ci_pct"] = stats.percentile_ci(np.mean(closed, axis=0))
     return sigs, average

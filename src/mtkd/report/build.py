@@ -68,11 +68,13 @@ def _blocks(run_dir: Path, analysis: Path, manifests: list[Path]) -> list[tuple]
             blocks += [("h2", "Findings"), ("md", text)]
     blocks += [("h2", "What this run contains"), ("ul", coverage_lines(run_dir, manifests, config)),
                ("h2", "Master results"),
-               ("p", "Official metrics on the eval split, in % (from results/master_results.csv); <task>_ece: expected "
+               ("p", "Official metrics on the eval split, in % (from results/master_results.csv; mean ± sample sd over "
+                     "seeds where a model was trained at several, AVG's sd that of each seed's mean over tasks); "
+                     "<task>_ece: expected "
                      "calibration error of the eval predictions (%, 15 bins; lower is better; not part of AVG); transfer "
                      "(when a task has a transfer set): the tasks whose transfer set the model learned from.")]
     master = run_dir / "results" / "master_results.csv"
-    blocks.append(("table", read_csv(master)) if master.is_file() else ("p", "results/master_results.csv not found."))
+    blocks.append(("table", mean_sd(read_csv(master))) if master.is_file() else ("p", "results/master_results.csv not found."))
     figures = {f["file"]: f for f in man.get("figures", [])}
     after = {"gap_closed": ["gap_analysis.png"], "ranking": ["ranking_heatmap.png"],
              "agreement_accuracy": ["agreement_breakdown.png"], "failure_categories": ["failure_categories.png"],
@@ -90,6 +92,19 @@ def _blocks(run_dir: Path, analysis: Path, manifests: list[Path]) -> list[tuple]
     blocks += [("h2", "Configuration (config.yaml)"),
                ("code", cfg_text) if cfg_text is not None else ("p", "config.yaml not found in the run directory.")]
     return blocks
+
+
+def mean_sd(table: Table) -> Table:
+    """The master table with each `<column>_sd` folded into its column as "mean ± sd" (a model of one seed,
+    e.g. a teacher trained once, keeps its plain mean)."""
+    cols = table.columns
+    keep = [c for c in cols if not (c.endswith("_sd") and c[:-3] in cols)]
+
+    def value(row: dict, c: str) -> str:
+        sd = row.get(f"{c}_sd", "") if f"{c}_sd" in cols else ""
+        return f"{row[c]} ± {sd}" if sd and row[c] else row[c]
+    rows = [dict(zip(cols, r)) for r in table.rows]
+    return Table(keep, [[value(r, c) for c in keep] for r in rows])
 
 
 def sweep_folders(run_dir: Path) -> list[Path]:
@@ -176,8 +191,9 @@ def verdict_lines(sig: Table, s: dict) -> list[str]:
                          f"McNemar p = {r['p_value']} (Holm-corrected {r['p_holm']}, {r['seeds']} seed(s)).")
         avg = next((r for r in rows if r["task"] == "AVG"), None)
         if avg:
-            lines.append(f"Average over tasks: {float(avg['diff_pp']):+.2f} pp, 95% CI [{avg['ci_low']}, {avg['ci_high']}] "
-                         f"(each task resampled independently).")
+            lines.append(f"Average over tasks: {verdict(_float(avg['ci_low']), _float(avg['ci_high']))}. "
+                         f"{float(avg['diff_pp']):+.2f} pp, 95% CI [{avg['ci_low']}, {avg['ci_high']}] "
+                         f"(each task resampled independently; no McNemar test for an average).")
     missing = [t for t in tasks if t not in {r["task"] for r in heads}]
     if missing:
         lines.append(f"Advantage not computed for {', '.join(missing)} (single- or multi-teacher students, or their validation metrics, missing).")
@@ -186,11 +202,19 @@ def verdict_lines(sig: Table, s: dict) -> list[str]:
         per = ", ".join(f"{t} {g['gap_closed_pct']:.0f}%{_ci(g['gap_closed_ci_pct'])} ({g['method']})"
                         for t, g in gaps.items())
         lines.append(f"The best student (selected on validation) closes on average "
-                     f"{s['average_gap_closed_by_best_student_pct']:.0f}% of the gap between the no-KD baseline and "
+                     f"{s['average_gap_closed_by_best_student_pct']:.0f}%{_ci(s.get('average_gap_closed_ci_pct'))} "
+                     f"of the gap between the no-KD baseline and "
                      f"the best teacher (selected on validation) on eval: {per}.")
     else:
         lines.append("Gap closed cannot be computed: a baseline, a teacher or a KD student is missing on every task.")
     return lines
+
+
+def _float(x: str) -> float:
+    try:
+        return float(x)
+    except ValueError:   # n/a
+        return float("nan")
 
 
 def _ci(ci) -> str:
