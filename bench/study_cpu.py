@@ -50,18 +50,20 @@ def stage_seconds(run: Path, tasks: list[str]) -> dict[str, dict[str, float]]:
 
 def compute_seconds(run: Path) -> dict[str, float]:
     """Seconds of every stage built in RUN, each counted once: a stage linked into another run folder (the
-    sweep base, a sweep point) is a hard link of the same manifest, so manifests are told apart by inode.
+    sweep base, a sweep point) is a hard link of the same manifest, so manifests are told apart by inode (a
+    link that fell back to a copy, across file systems, counts twice; sweeps run on RUN itself count as the
+    main run's).
     {"main run": ..., "sweeps": ... (stages under RUN/sweep_base and never in the main run), "all": ...}."""
     seen, out = set(), {"main run": 0.0, "sweeps": 0.0}
     files = sorted(run.rglob("manifest.json"), key=lambda p: (run / "sweep_base") in p.parents)   # main run first
     for m in files:
-        st = m.stat()
-        if (st.st_dev, st.st_ino) in seen:
-            continue
-        seen.add((st.st_dev, st.st_ino))
         try:
-            seconds = float(json.loads(m.read_text()).get("seconds", 0.0))
-        except (ValueError, OSError, AttributeError):
+            st = m.stat()
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            seconds = float(json.loads(m.read_text()).get("seconds") or 0.0)
+        except (ValueError, TypeError, OSError, AttributeError):   # vanished mid-scan, unreadable, no seconds
             continue
         out["sweeps" if (run / "sweep_base") in m.parents else "main run"] += seconds
     out["all"] = out["main run"] + out["sweeps"]
@@ -78,7 +80,8 @@ def timing_report(run: Path, tasks: list[str], machine: str, walls: list[tuple[s
     one_seed = sum(per[t].get("students, run seed only", 0.0) for t in tasks) / 60
     lines = ["# Wall time of the study on this machine", "", machine, "",
              "Minutes of compute per stage, from each stage's manifest (the seconds its build took; a student "
-             "resumed from a checkpoint counts only its last session, so a resumed stage is undercounted).", "",
+             "resumed from a checkpoint counts only its last session, so a resumed stage is undercounted). The "
+             f"table covers the tasks {', '.join(tasks)}; the totals below every stage in {run.name}.", "",
              "| stage | " + " | ".join(tasks) + " | all |", "|---|" + "---|" * (len(tasks) + 1)]
     for s in stages:
         vals = [per[t].get(s, 0.0) / 60 for t in tasks]
@@ -138,8 +141,8 @@ def main() -> None:
     ap.add_argument("--tasks", help="comma-separated: run only these tasks of the config")
     ap.add_argument("--sweep-tasks", default="sst2,mrpc")
     ap.add_argument("--no-sweeps", action="store_true")
-    ap.add_argument("--recompute", action="store_true", help="rebuild the main run's stale stages (after a config "
-                    "change; mtkd run --recompute)")
+    ap.add_argument("--recompute", action="store_true", help="rebuild stale stages (after a config change) in the "
+                    "main run, the sweep base and the sweeps (their commands' --recompute)")
     ap.add_argument("--sweep-seeds", choices=("run", "all"), default="run")
     ap.add_argument("--temperatures", default="1,2,4,6,8")
     ap.add_argument("--alphas", default="0.3,0.5,0.7,0.9")
@@ -181,7 +184,8 @@ def main() -> None:
             over.append("seeds=null")
         # every stage the main run has with the same key (data, teachers, logits, no-KD and the students
         # of the sweep's methods at the run seed) is linked, not rebuilt
-        seconds = run_mtkd(["evaluate", args.config, "--out", str(base), "--reuse", str(run), *over], log)
+        rec = ["--recompute"] if args.recompute else []
+        seconds = run_mtkd(["evaluate", args.config, "--out", str(base), "--reuse", str(run), *over, *rec], log)
         times.append(("sweep base run", seconds))
         t_best = None
         steps = [("temperature sweep", ["--param", f"distill.temperature={args.temperatures}", "--name", "T"])]
@@ -194,7 +198,7 @@ def main() -> None:
                 t_best = max(multi, key=lambda r: float(r["val_AVG"]))["T"]
                 params = ["--param", f"distill.temperature={t_best}", "--param", f"distill.alpha={args.alphas}",
                           "--name", "alpha"]
-            seconds = run_mtkd(["sweep", str(base), *params], log)
+            seconds = run_mtkd(["sweep", str(base), *params, *rec], log)
             times.append((what, seconds))
             print(f"{what}: {seconds / 60:.1f} min", flush=True)
         run_mtkd(["report", str(base)], log)

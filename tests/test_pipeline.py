@@ -82,8 +82,9 @@ def test_reordered_teachers_rebuild_the_multi_teacher_students(tiny_run, tmp_pat
     capsys.readouterr()
     assert main(["run", str(tmp_path / "re.yaml"), "--out", str(run), "--recompute"]) == 0
     out = capsys.readouterr().out
-    built = {line.split("/")[-1] for line in out.splitlines()
-             if line.strip().startswith("build") and "/students/" in line}
+    builds = [line for line in out.splitlines() if line.strip().startswith("build")]
+    assert not [b for b in builds if "/teachers/" in b or "/logits/" in b], builds
+    built = {line.split("/")[-1] for line in builds if "/students/" in line}
     multi = {p.name for p in (run / "demo" / "students").glob("multi_*")}
     assert multi and built == multi, (built, multi)
     manifests = [json.loads(p.read_text()) for p in (run / "demo" / "students").glob("multi_*/manifest.json")]

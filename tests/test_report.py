@@ -73,6 +73,9 @@ def test_analyze_writes_every_table_and_plot(tmp_path):
         assert float(r["p_holm"]) >= float(r["p_value"])
     assert float(sig[0]["ci_low"]) > 0 and float(sig[2]["ci_low"]) < 0 < float(sig[2]["ci_high"])
     assert (adv["AVG"]["ci_low"], adv["AVG"]["ci_high"]) == (sig[4]["ci_low"], sig[4]["ci_high"])
+    lo, hi = float(sig[4]["ci_low"]), float(sig[4]["ci_high"])
+    assert adv["AVG"]["verdict"] == ("multi-teacher better" if lo > 0 else "multi-teacher worse" if hi < 0
+                                     else "no significant difference")
     regions = [r for r in _rows(out / "agreement_regions.csv") if r["task"] == "tri"]
     assert [r["region"] for r in regions] == ["all agree", "partial disagree", "full disagree"]
     assert sum(int(r["examples"]) for r in regions) == 400
@@ -216,3 +219,41 @@ def test_master_table_in_the_report_is_mean_and_sd():
                       [["t", "teacher", "50.00", "", "50.00", "", ""], ["s", "multi", "31.25", "26.52", "31.25", "26.52", "a"]]))
     assert t.columns == ["method", "type", "a_acc", "AVG", "transfer"]
     assert t.rows == [["t", "teacher", "50.00", "50.00", ""], ["s", "multi", "31.25 ± 26.52", "31.25 ± 26.52", "a"]]
+
+
+
+def test_average_gap_closed_ci_is_the_mean_of_the_tasks_bootstraps(tmp_path):
+    """success_metrics' average_gap_closed_ci_pct: the percentile interval of the mean of the two tasks'
+    gap-closed bootstrap distributions (each task's best student), not either task's own interval."""
+    import numpy as np
+    from mtkd.analysis import significance, stats
+    from mtkd.analysis.load import load_task
+    run = build_fake_run(tmp_path)
+    out = analyze(run)
+    tasks = [load_task(run / t / "eval" / "manifest.json") for t in ("bin", "tri")]
+    sigs, average = significance.significance(tasks)   # the analysis's resamples (seeded per task)
+    want = stats.percentile_ci(np.mean([sigs[t]["gap_samples"] for t in ("bin", "tri")], axis=0))
+    assert average["gap_closed_ci_pct"] == pytest.approx(want)
+    for t in ("bin", "tri"):   # not one task's interval
+        assert stats.percentile_ci(sigs[t]["gap_samples"]) != pytest.approx(want)
+    got = json.loads((out / "success_metrics.json").read_text())["average_gap_closed_ci_pct"]
+    assert got == pytest.approx(list(want), abs=1e-4)
+
+
+def test_verdict_lines_take_the_verdict_from_the_unrounded_ci():
+    """A CI of (0.003, 1.2) is above 0 although significance.csv shows 0.00: the verdict lines follow
+    success_metrics.json (computed from the unrounded CI), per task and on AVG."""
+    from mtkd.report.build import verdict_lines
+    cols = ["task", "method", "reference", "diff_pp", "ci_low", "ci_high", "p_value", "p_holm", "selected", "seeds"]
+    sig = Table(cols, [["a", "m", "s", "0.60", "0.00", "1.20", "0.04", "0.04", "true", "3"],
+                       ["b", "m", "s", "0.50", "0.00", "1.00", "0.05", "0.05", "true", "3"],
+                       ["AVG", "best multi (per task)", "best single (per task)", "0.55", "0.00", "1.10", "n/a",
+                        "n/a", "true", ""]])
+    gap = {"best_student": {"gap_closed_pct": None}}
+    success = {"tasks": {"a": {"metric": "accuracy", "verdict": "multi-teacher better", **gap},
+                         "b": {"metric": "accuracy", "verdict": "no significant difference", **gap}},
+               "average_verdict": "multi-teacher better"}
+    lines = verdict_lines(sig, success)
+    assert "better on 1, worse on 0, no significant difference on 1 of 2 tasks" in lines[0]
+    assert lines[1].startswith("a: multi-teacher better.") and lines[2].startswith("b: no significant difference.")
+    assert lines[3].startswith("Average over tasks: multi-teacher better. +0.55 pp")

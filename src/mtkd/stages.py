@@ -3,7 +3,7 @@ ends it with `manifest.json` (the key it was built from, every output file and i
 library versions). The folder is built under a temporary name and renamed into place after the
 manifest is written, so a folder without a valid manifest is unfinished and is redone, never read.
 
-A finished folder whose key or file hashes no longer match is stale: it is refused with one line
+A finished folder whose key, file hashes or `recorded` manifest fields (run()) no longer match is stale: it is refused with one line
 naming what differs, unless the caller asked to recompute. Checkpoints of a long stage live in
 a work folder named after the key, so a killed stage resumes where it stopped.
 """

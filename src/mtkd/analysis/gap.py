@@ -91,7 +91,7 @@ def task_summary(task, sig: dict | None = None) -> dict:
 
 def success_metrics(tasks, sigs: dict[str, dict] | None = None, average: dict | None = None) -> dict:
     """success_metrics.json: per task summaries (selection on validation, verdicts from the CIs) and averages;
-    `average` = significance.average_row(...) (the AVG difference with its CI) when there is one."""
+    `average` = significance.significance(...)[1] (the AVG difference with its CI) when there is one."""
     sigs = sigs or {}
     per_task = {t.name: task_summary(t, sigs.get(t.name)) for t in tasks}
     advs = [s["advantage_pp"] for s in per_task.values() if s["advantage_pp"] is not None]

@@ -208,8 +208,8 @@ def _tables(tasks: list[TaskEval], split: str, sigs: dict, average: dict | None,
          "advantage = best multi-teacher student - best single-teacher student, both selected on the validation "
          "metric (columns 'val'), reported on eval, in percentage points of the official metric; CI: paired "
          "bootstrap 95% interval; verdict: better / worse when the CI excludes 0, else no significant difference. "
-         "AVG: the mean over the tasks compared, each task resampled independently for its CI (no Holm: it is "
-         "no test of its own).",
+         "AVG: the mean over the tasks compared, each task resampled independently for its CI (no McNemar or Holm "
+         "p; its verdict is one more comparison, outside the Holm family).",
          Table(["task", "metric", "best single", "single val (%)", "single eval (%)", "best multi", "multi val (%)",
                 "multi eval (%)", "advantage (pp)", "ci_low", "ci_high", "p_holm", "verdict"], adv)),
         *([("steadiness", "Steadiness over seeds (eval)",

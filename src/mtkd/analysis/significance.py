@@ -39,8 +39,9 @@ def task_significance(task, n_resamples: int = stats.N_RESAMPLES) -> dict:
         for m in task.of_type("single", "multi"):
             closed = gap.gap_closed(boot[m.method], boot[sel["baseline"].method], boot[sel["teacher"].method])
             out["gap_ci"][m.method] = stats.percentile_ci(closed)
-            if m is sel["student"]:
-                out["gap_samples"] = closed
+            if m is sel["student"] and np.isfinite(gap.gap_closed(m.metric, sel["baseline"].metric,
+                                                                  sel["teacher"].metric)):
+                out["gap_samples"] = closed   # only where the point value is defined, as in the mean it brackets
     ref = sel["single"]
     if ref is None:
         return out
@@ -64,9 +65,9 @@ def task_significance(task, n_resamples: int = stats.N_RESAMPLES) -> dict:
 
 def significance(tasks, n_resamples: int = stats.N_RESAMPLES) -> tuple[dict[str, dict], dict | None]:
     """Every task's task_significance with p_holm filled in over all rows of all tasks, and the AVG row
-    (None with fewer than two tasks that have a headline); the AVG row also carries the mean gap closed by
-    each task's best student with its interval (`gap_closed_ci_pct`; NaN unless two tasks have one),
-    resampled the same way."""
+    (None with fewer than two tasks that have a headline); the AVG row also carries the interval of the mean
+    gap closed by each task's best student (`gap_closed_ci_pct`), resampled the same way: NaN unless two
+    tasks have a defined gap closed, and absent with the AVG row."""
     sigs = {t.name: task_significance(t, n_resamples) for t in tasks}
     rows = [r for s in sigs.values() for r in s["rows"]]
     for r, p in zip(rows, stats.holm([r["p_value"] for r in rows])):

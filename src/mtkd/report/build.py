@@ -169,7 +169,8 @@ def _sweep_section(folder: Path, rel: str) -> list[tuple]:
 
 
 def verdict_lines(sig: Table, s: dict) -> list[str]:
-    """Sentences computed from significance.csv (the verdict: its selected rows) and success_metrics.json."""
+    """Sentences computed from significance.csv (its selected rows) and success_metrics.json (the verdicts, from
+    the unrounded CIs: a CI of (0.003, 1.2) is above 0 though the CSV shows 0.00)."""
     rows = [dict(zip(sig.columns, r)) for r in sig.rows]
     heads = [r for r in rows if r["selected"] == "true" and r["task"] != "AVG"]
     tasks = s["tasks"]
@@ -178,7 +179,8 @@ def verdict_lines(sig: Table, s: dict) -> list[str]:
         lines.append("The multi-teacher advantage cannot be computed: no task has both single- and multi-teacher "
                      "students with validation metrics.")
     else:
-        verdicts = [verdict(float(r["ci_low"]), float(r["ci_high"])) for r in heads]
+        verdicts = [tasks.get(r["task"], {}).get("verdict") or verdict(_float(r["ci_low"]), _float(r["ci_high"]))
+                    for r in heads]
         n = len(heads)
         better, worse = verdicts.count("multi-teacher better"), verdicts.count("multi-teacher worse")
         lines.append(f"Best multi-teacher vs best single-teacher student (both selected on validation, compared on "
@@ -191,7 +193,8 @@ def verdict_lines(sig: Table, s: dict) -> list[str]:
                          f"McNemar p = {r['p_value']} (Holm-corrected {r['p_holm']}, {r['seeds']} seed(s)).")
         avg = next((r for r in rows if r["task"] == "AVG"), None)
         if avg:
-            lines.append(f"Average over tasks: {verdict(_float(avg['ci_low']), _float(avg['ci_high']))}. "
+            v = s.get("average_verdict") or verdict(_float(avg["ci_low"]), _float(avg["ci_high"]))
+            lines.append(f"Average over tasks: {v}. "
                          f"{float(avg['diff_pp']):+.2f} pp, 95% CI [{avg['ci_low']}, {avg['ci_high']}] "
                          f"(each task resampled independently; no McNemar test for an average).")
     missing = [t for t in tasks if t not in {r["task"] for r in heads}]
