@@ -209,17 +209,8 @@ def main() -> None:
     atomic_write_text(run / "timing.json", json.dumps(data, indent=2) + "\n")
     if args.publish:
         publish(run, Path(args.publish), log)
-    per = stage_seconds(run, tasks)
-    stages = sorted({k for v in per.values() for k in v})
-    print(f"\n{'stage':32s}" + "".join(f"{t:>10s}" for t in tasks) + f"{'all':>10s}   (minutes)")
-    for s in stages:
-        vals = [per[t].get(s, 0.0) / 60 for t in tasks]
-        print(f"{s:32s}" + "".join(f"{v:10.1f}" for v in vals) + f"{sum(vals):10.1f}")
-    for what, s in times:
-        print(f"{what:32s} wall {s / 60:.1f} min")
-    one_seed = sum(per[t].get("students, run seed only", 0.0) for t in tasks) / 60
-    print(f"one seed of every student: {one_seed:.1f} min; the whole study: {data['compute_hours']['all']:.1f} h "
-          f"of compute ({run / 'timing.md'})")
+    print("\n" + text, flush=True)   # the same table and totals as RUN/timing.md
+    one_seed = data["one_seed_of_every_student_min"]
     print(f"ratio={one_seed / 60:.3f}")
 
 
