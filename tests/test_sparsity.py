@@ -133,7 +133,7 @@ def test_sparsity_is_in_the_student_key_only_when_sparse(sparse_run, monkeypatch
     from mtkd.tasks import load_task
     cfg, out = sparse_run
     keys = {}
-    monkeypatch.setattr(Run, "stage", lambda self, folder, key, build: keys.setdefault(self.cfg.student.sparsity, key))
+    monkeypatch.setattr(Run, "stage", lambda self, folder, key, build, **kw: keys.setdefault(self.cfg.student.sparsity, key))
     for over in (["student.sparsity=0"], ["student.sparsity=0.6"]):
         c = load_config(cfg, over)
         Run(c, out)._student_stage(load_task(c.tasks[0]), Student("no_kd", "baseline"))
