@@ -3,8 +3,8 @@ seeds), then the study's sweeps on two tasks (temperature, alpha at the validati
 T x alpha grid; the validation-best single-teacher student and the study's four strategies), with the wall
 time of every stage per task, so a user knows what the study costs on their machine.
 
-    python bench/study_cpu.py --out runs/study_cpu                       # everything (many hours on 2 cores)
-    python bench/study_cpu.py --out runs/study_cpu --no-sweeps           # the main run only
+    python bench/study_cpu.py --out runs/study_cpu                       # everything (main run + sweeps: RUN/timing.md)
+    python bench/study_cpu.py --out runs/study_cpu --no-sweeps           # the main run only (1.8 h on 2 cores)
     python bench/study_cpu.py --out runs/study_cpu --tasks sst2,mrpc     # a part: these tasks only
 
 Every step is an ordinary mtkd command on RUN (cached: rerunning finishes only what is missing; a session that
