@@ -16,7 +16,7 @@ variant run earlier in RUN is reported with the ones of this call):
    calibrated_average, which calibrates already).
 Then every point is loaded as one pool of students ("<method> [<variant>]"); "best" is always selected on
 validation (mean over seeds) and reported on eval: best multi-teacher student vs best single-teacher student
-(paired bootstrap 95% CI over the eval examples, every seed; McNemar per seed, combined), per variant and
+(paired bootstrap 95% CI over the eval examples, every seed; paired permutation test on the metric), per variant and
 over all variants; gap closed by the best student with its CI; the teachers and what each fixed-target
 strategy teaches on the training set (accuracy, how sure where the teachers agree and where they do not,
 raw and calibrated); what the transfer set and calibration each change, student by student (the same method
@@ -178,7 +178,7 @@ def headline_rows(tasks: dict[str, TaskEval], pool: TaskEval, sig_pool: dict) ->
                      f"{cell(gap.gap_closed(best.metric, sel['baseline'].metric, sel['teacher'].metric), 0)}% "
                      f"[{cell(lo, 0)}, {cell(hi, 0)}]"])
     return Table(["students", "best multi (val-selected)", "its val", "best single (val-selected)", "its val",
-                  "multi − single (pp, eval)", "95% CI", "McNemar p", "verdict", "best student (val-selected)",
+                  "multi − single (pp, eval)", "95% CI", "permutation p", "verdict", "best student (val-selected)",
                   "its gap closed [95% CI]"], rows)
 
 
@@ -186,7 +186,7 @@ def effects_table(pool: TaskEval) -> Table | None:
     """What the transfer set and calibration each change, student by student: the same method in two
     variants that differ in that one factor (CONTRASTS). Difference of the official eval metric (mean over
     seeds), paired bootstrap 95% CI over the eval examples with every seed (both students on the same
-    resamples), McNemar p per shared seed combined, Holm over the students' rows; after each contrast's students,
+    resamples), paired permutation p over the shared seeds, Holm over the students' rows; after each contrast's students,
     the mean effect over its single- and over its multi-teacher students (the mean of their differences on the
     same resamples: its CI; no p). A student run in only one of the two variants, or at other seeds there, has
     no pair. None when no pair was run."""
@@ -206,9 +206,9 @@ def effects_table(pool: TaskEval) -> Table | None:
     for factor, variants, pairs in groups:
         for base, a, b in pairs:
             lo, hi = stats.percentile_ci(boot[b.method] - boot[a.method])
-            ps.append(stats.combine_pvalues([stats.mcnemar_p(pool.labels, b.seed_logits[s].argmax(1),
-                                                             a.seed_logits[s].argmax(1))
-                                             for s in b.seeds if s in a.seed_logits]))
+            ps.append(stats.permutation_p(pool.labels, [(b.seed_logits[s].argmax(1), a.seed_logits[s].argmax(1))
+                                                        for s in b.seeds if s in a.seed_logits],
+                                          pool.metric, len(pool.label_names), pos_label=pool.pos_label))
             tested.append([factor, base, variants, cell(a.metric), cell(b.metric), cell(b.metric - a.metric),
                            cell(lo), cell(hi), cell(ps[-1], 3)])
             rows.append(tested[-1])
@@ -231,7 +231,7 @@ def effects_section(pool: TaskEval) -> list[str]:
         "## What the transfer set and calibration change",
         "",
         "Each student against itself in the variant without that one factor: eval metric difference (mean over "
-        "seeds), paired bootstrap 95% CI over the eval examples with every seed, McNemar p per seed combined, "
+        "seeds), paired bootstrap 95% CI over the eval examples with every seed, paired permutation p over the seeds, "
         "Holm-corrected over the students' rows; each contrast's mean rows average its students' differences on "
         "the same resamples (their CI; no p).",
         "",
@@ -447,7 +447,7 @@ def main() -> None:
         "",
         "Per variant and over all variants pooled (the bests chosen on validation among all of them). "
         "Difference of the official metric (mean over seeds) on eval; paired bootstrap 95% CI over the eval "
-        "examples with every seed; McNemar p per seed combined. Gap closed = 100 (student − no-KD) / (best teacher − no-KD), "
+        "examples with every seed; paired permutation p over the seeds. Gap closed = 100 (student − no-KD) / (best teacher − no-KD), "
         "the teacher and the no-KD student selected on validation, CI from the same bootstrap.",
         "",
         headline_rows(tasks, pool, sig_pool).to_markdown(),

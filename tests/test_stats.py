@@ -1,6 +1,7 @@
 """analysis/stats.py and significance.py against scikit-learn, SciPy, statsmodels and hand computations."""
 import json
 import math
+import zlib
 
 import numpy as np
 import pytest
@@ -86,22 +87,41 @@ def test_bootstrap_is_deterministic_and_pooled_over_seeds():
     assert one["a"].mean() == pytest.approx(100 * (a == y).mean(), abs=0.5)
 
 
-def test_mcnemar_exact_by_hand_and_scipy():
-    # a right / b wrong on 8 examples, the reverse on 2, both right on 5: p = 2 P(X <= 2), X ~ Bin(10, 1/2)
+def test_permutation_p_on_accuracy_is_mcnemar_by_randomization():
+    # a right / b wrong on 8 examples, the reverse on 2, both right on 5: each swap flips one discordant
+    # example's sign, so p = P(|2X - 10| >= 6) = 2 P(X <= 2), X ~ Bin(10, 1/2): the exact McNemar p
     y = np.zeros(15, int)
     a = np.array([0] * 8 + [1] * 2 + [0] * 5)
     b = np.array([1] * 8 + [0] * 2 + [0] * 5)
-    p = stats.mcnemar_p(y, a, b)
-    assert p == pytest.approx(2 * (1 + 10 + 45) / 1024)
-    assert p == pytest.approx(sps.binomtest(2, 10, 0.5).pvalue)
-    assert stats.mcnemar_p(y, a, a) == 1.0
+    p = stats.permutation_p(y, [(a, b)], "accuracy", 2, n_permutations=40_000)
+    assert p == pytest.approx(sps.binomtest(2, 10, 0.5).pvalue, abs=0.006)
+    assert p == stats.permutation_p(y, [(b, a)], "accuracy", 2, n_permutations=40_000)   # two-sided, same draws
+    assert stats.permutation_p(y, [(a, a)], "accuracy", 2) == 1.0
+    assert p != stats.permutation_p(y, [(a, b)], "accuracy", 2, n_permutations=40_000, seed=1)
 
 
-def test_combine_pvalues_and_holm_by_hand():
-    assert stats.combine_pvalues([0.2]) == 0.2                     # one seed: its p
-    assert stats.combine_pvalues([0.5, 0.01]) == pytest.approx(0.02)          # S=2, k=1: 2 * smallest
-    assert stats.combine_pvalues([0.5, 0.04, 0.01]) == pytest.approx(0.06)    # S=3, k=2: 1.5 * 0.04
-    assert stats.combine_pvalues([0.9, 0.8, 0.9]) == 1.0
+def test_permutation_p_sees_an_f1_loss_that_right_wrong_counts_cannot():
+    # a misses 600 of 2000 positives, b flags 600 of 18000 negatives: equally many errors each way (McNemar
+    # and the accuracy test: p = 1), but F1 82.4 vs 87.0 -- the test is on the metric, so it sees it
+    y = np.zeros(20_000, int)
+    y[:2000] = 1
+    a, b = y.copy(), y.copy()
+    a[:600], b[2000:2600] = 0, 1
+    assert stats.permutation_p(y, [(a, b)], "accuracy", 2) == 1.0
+    assert stats.permutation_p(y, [(a, b)], "f1", 2, n_permutations=2000) < 0.01
+    # several seed pairs: the test is of the mean difference over them (200 positives, 60 errors each way)
+    y = np.zeros(2000, int)
+    y[:200] = 1
+    a, b = y.copy(), y.copy()
+    a[:60], b[200:260] = 0, 1
+    one = stats.permutation_p(y, [(a, b)], "f1", 2, n_permutations=4000)
+    assert 0.03 < one < 0.2                                                           # alone: not significant
+    assert stats.permutation_p(y, [(a, b)] * 2, "f1", 2, n_permutations=4000) < 0.03   # twice the evidence
+    assert stats.permutation_p(y, [(a, b), (a, a)], "f1", 2, n_permutations=4000) == one   # no discordance: no change
+    assert stats.permutation_p(y, [(a, b), (b, a)], "f1", 2) == 1.0                    # opposite seeds: mean 0
+
+
+def test_holm_by_hand():
     # Holm: sorted 0.01, 0.03, 0.04 -> 3*0.01, max(0.03, 2*0.03), max(0.06, 1*0.04)
     assert stats.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     h = stats.holm([0.01, math.nan, 0.04])                         # NaN is not a test
@@ -109,8 +129,8 @@ def test_combine_pvalues_and_holm_by_hand():
 
 
 def test_significance_rows_and_average_on_a_fake_run(tmp_path):
-    """Rows per multi-teacher student vs the validation-selected best single; McNemar per shared seed combined by
-    combine_pvalues; Holm over all rows of all tasks; the AVG's distribution is the mean of the tasks'."""
+    """Rows per multi-teacher student vs the validation-selected best single; the permutation test per shared
+    seed and on the mean over seeds; Holm over all rows of all tasks; the AVG's distribution is the mean of the tasks'."""
     run = build_fake_run(tmp_path, seeds=(5, 1, 2))
     tasks = load_run(run)
     assert [m.seeds for m in tasks[0].models if m.method in ("t_a", "multi_average")] == [[5], [5, 1, 2]]
@@ -122,10 +142,12 @@ def test_significance_rows_and_average_on_a_fake_run(tmp_path):
     t = tasks[0]
     by = {m.method: m for m in t.models}
     r = rows[0]
-    per = [stats.mcnemar_p(t.labels, by["multi_average"].seed_logits[s].argmax(1), by["kd_t_a"].seed_logits[s].argmax(1))
-           for s in (5, 1, 2)]
-    assert list(r["p_per_seed"].values()) == pytest.approx(per) and r["seeds"] == 3
-    assert r["p_value"] == pytest.approx(stats.combine_pvalues(per))
+    pairs = [(by["multi_average"].seed_logits[s].argmax(1), by["kd_t_a"].seed_logits[s].argmax(1)) for s in (5, 1, 2)]
+    test = dict(metric=t.metric, n_classes=len(t.label_names), n_permutations=2000, pos_label=t.pos_label,
+                seed=[stats.SEED, zlib.crc32(b"bin/multi_average")])
+    assert list(r["p_per_seed"]) == [5, 1, 2] and r["seeds"] == 3
+    assert list(r["p_per_seed"].values()) == pytest.approx([stats.permutation_p(t.labels, [p], **test) for p in pairs])
+    assert r["p_value"] == pytest.approx(stats.permutation_p(t.labels, pairs, **test))
     assert [x["p_holm"] for x in rows] == pytest.approx(stats.holm([x["p_value"] for x in rows]))
     assert r["diff_pp"] == pytest.approx(by["multi_average"].metric - by["kd_t_a"].metric)
     assert avg["diff_pp"] == pytest.approx(np.mean([s["headline"]["diff_pp"] for s in sigs.values()]))

@@ -199,8 +199,9 @@ def _tables(tasks: list[TaskEval], split: str, sigs: dict, average: dict | None,
         ("significance", "Multi-teacher vs best single-teacher student, per example",
          f"Every multi-teacher student against the best single-teacher student (selected on validation). diff_pp: "
          f"difference of the official eval metric (mean over seeds); ci_low/ci_high: paired bootstrap 95% interval "
-         f"over eval examples ({_resamples(sigs, average)} resamples, pooled over seeds); p_value: exact McNemar per "
-         f"seed (p_per_seed), combined over seeds by min(1, S/k·p_(k)), k = ⌈S/2⌉; p_holm: Holm over strategies × "
+         f"over eval examples ({_resamples(sigs, average)} resamples, pooled over seeds); p_value: paired permutation "
+         f"test of the same difference (random swaps of the two models' predictions per example and seed pair; "
+         f"p_per_seed: at each seed alone); p_holm: Holm over strategies × "
          f"tasks. selected = the best multi-teacher student (selected on validation): the verdict's row. AVG: mean "
          f"of the selected differences, each task resampled independently.",
          significance_table(sigs, average)),
@@ -208,7 +209,7 @@ def _tables(tasks: list[TaskEval], split: str, sigs: dict, average: dict | None,
          "advantage = best multi-teacher student - best single-teacher student, both selected on the validation "
          "metric (columns 'val'), reported on eval, in percentage points of the official metric; CI: paired "
          "bootstrap 95% interval; verdict: better / worse when the CI excludes 0, else no significant difference. "
-         "AVG: the mean over the tasks compared, each task resampled independently for its CI (no McNemar or Holm "
+         "AVG: the mean over the tasks compared, each task resampled independently for its CI (no permutation or Holm "
          "p; its verdict is one more comparison, outside the Holm family).",
          Table(["task", "metric", "best single", "single val (%)", "single eval (%)", "best multi", "multi val (%)",
                 "multi eval (%)", "advantage (pp)", "ci_low", "ci_high", "p_holm", "verdict"], adv)),

@@ -7,10 +7,11 @@
   Confusion matrices of a chunk of resamples are one matrix product (resample counts x one-hot cells),
   so 10,000 resamples of 40k examples take seconds and memory stays bounded by `chunk`.
 - `percentile_ci`: the 95% percentile interval of a bootstrap distribution (of a difference, a gap closed).
-- `mcnemar_p`: the exact McNemar test of two models' paired correctness (statsmodels).
-- `combine_pvalues`: one p-value from one per seed, valid however the seeds depend on each other
-  (they share the eval examples): min(1, S/k * p_(k)), k = ceil(S/2) — Rüschendorf's order-statistic
-  bound (Vovk & Wang 2020, "Combining p-values via averaging"); with one seed, that seed's p.
+- `permutation_p`: the paired approximate-randomization test (Yeh 2000; Dror et al. 2018) of the difference
+  of two models' official metric, averaged over seed pairs: each permutation swaps the two models'
+  predictions on a random half of the examples (independently per seed pair), so it tests the metric the
+  interval is about (an F1 loss from a threshold shift shows, which a right/wrong test such as McNemar's
+  cannot see). For accuracy it is the randomization form of McNemar's test.
 - `holm`: Holm's step-down correction (statsmodels `multipletests`).
 
 Everything is deterministic: resamples come from `numpy.random.default_rng(seed)`.
@@ -94,23 +95,42 @@ def percentile_ci(samples, level: float = LEVEL) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def mcnemar_p(labels, a, b) -> float:
-    """Exact (binomial) McNemar p-value, two-sided, of models a and b (predicted classes) on the same examples."""
-    from statsmodels.stats.contingency_tables import mcnemar
+def permutation_p(labels, pairs, metric: str, n_classes: int, n_permutations: int = N_RESAMPLES, seed=SEED,
+                  chunk: int = CHUNK, pos_label: int = 1) -> float:
+    """Two-sided p-value of mean_s[metric(a_s) - metric(b_s)] over the seed pairs `pairs` = [(a_s, b_s)]
+    (predicted classes, int [N] each, on the same examples `labels`): the share of random swaps of a_s and
+    b_s per example (independent per pair) whose mean difference is at least as far from 0 as the observed
+    one, counting the observed arrangement ((1 + hits) / (1 + n_permutations)). Only examples where a_s and
+    b_s differ can change a confusion matrix, so only they are drawn. Identical models: 1."""
+    labels = np.asarray(labels, dtype=np.int64)
+    cells, rng = n_classes ** 2, np.random.default_rng(seed)
+    parts = []   # per pair: (confusion of a, confusion of b, D = onehot(b) - onehot(a) over the discordant examples)
+    for a, b in pairs:
+        a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+        conf_a, conf_b = confusion(labels, a, n_classes).ravel(), confusion(labels, b, n_classes).ravel()
+        d = np.flatnonzero(a != b)
+        diff = np.zeros((len(d), cells), dtype=np.float32)
+        diff[np.arange(len(d)), labels[d] * n_classes + b[d]] += 1.0
+        diff[np.arange(len(d)), labels[d] * n_classes + a[d]] -= 1.0
+        parts.append((conf_a.astype(np.float64), conf_b.astype(np.float64), diff))
+    shape = (n_classes, n_classes)
 
-    ra, rb = np.asarray(a) == labels, np.asarray(b) == labels
-    table = [[int(np.sum(ra & rb)), int(np.sum(ra & ~rb))], [int(np.sum(~ra & rb)), int(np.sum(~ra & ~rb))]]
-    return float(mcnemar(table, exact=True).pvalue)
+    def mean_diff(conf_a, conf_b):   # [..., C*C] each -> mean over pairs of the metric difference
+        return (metric_from_confusion(conf_a.reshape(*conf_a.shape[:-1], *shape), metric, pos_label)
+                - metric_from_confusion(conf_b.reshape(*conf_b.shape[:-1], *shape), metric, pos_label))
 
-
-def combine_pvalues(ps) -> float:
-    """min(1, S/k * p_(k)) with k = ceil(S/2) (the k-th smallest of S per-seed p-values): a valid p-value
-    under any dependence between the seeds (Rüschendorf 1982; Vovk & Wang 2020). One seed: its p."""
-    ps = sorted(float(p) for p in ps)
-    if not ps:
-        return math.nan
-    k = math.ceil(len(ps) / 2)
-    return min(1.0, len(ps) / k * ps[k - 1])
+    observed = float(np.mean([mean_diff(ca, cb) for ca, cb, _ in parts]))
+    if all(not len(d) for _, _, d in parts):
+        return 1.0
+    hits = 0
+    for start in range(0, n_permutations, chunk):
+        r = min(chunk, n_permutations - start)
+        total = np.zeros(r)
+        for conf_a, conf_b, diff in parts:
+            moved = (rng.random((r, len(diff))) < 0.5).astype(np.float32) @ diff   # [r, C*C], exact integers
+            total += mean_diff(conf_a + moved, conf_b - moved)
+        hits += int(np.sum(np.abs(total / len(parts)) >= abs(observed) - 1e-9))
+    return (1 + hits) / (1 + n_permutations)
 
 
 def holm(ps) -> list[float]:

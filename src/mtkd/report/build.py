@@ -190,13 +190,13 @@ def verdict_lines(sig: Table, s: dict) -> list[str]:
         for r, v in zip(heads, verdicts):
             lines.append(f"{r['task']}: {v}. {r['method']} − {r['reference']} = {float(r['diff_pp']):+.2f} pp "
                          f"{tasks.get(r['task'], {}).get('metric', '')} on eval, 95% CI [{r['ci_low']}, {r['ci_high']}]; "
-                         f"McNemar p = {r['p_value']} (Holm-corrected {r['p_holm']}, {r['seeds']} seed(s)).")
+                         f"paired permutation p = {r['p_value']} (Holm-corrected {r['p_holm']}, {r['seeds']} seed(s)).")
         avg = next((r for r in rows if r["task"] == "AVG"), None)
         if avg:
             v = s.get("average_verdict") or verdict(_float(avg["ci_low"]), _float(avg["ci_high"]))
             lines.append(f"Average over tasks: {v}. "
                          f"{float(avg['diff_pp']):+.2f} pp, 95% CI [{avg['ci_low']}, {avg['ci_high']}] "
-                         f"(each task resampled independently; no McNemar test for an average).")
+                         f"(each task resampled independently; no permutation test for an average).")
     missing = [t for t in tasks if t not in {r["task"] for r in heads}]
     if missing:
         lines.append(f"Advantage not computed for {', '.join(missing)} (single- or multi-teacher students, or their validation metrics, missing).")
