@@ -23,6 +23,9 @@ from mtkd.tasks import compute_metrics
 from mtkd.tables import Table, cell
 
 ANALYSIS_DIR = "analysis"
+# bumped when the analysis computes something differently, so an analysis written before is redone:
+# 2 = significance p-values from the paired permutation test on the metric (1: McNemar per seed)
+ANALYSIS_FORMAT = 2
 
 
 def analyze(run_dir: Path, split: str = "validation", n_resamples: int = significance.stats.N_RESAMPLES) -> Path:
@@ -49,6 +52,7 @@ def analyze(run_dir: Path, split: str = "validation", n_resamples: int = signifi
         figs.append({"file": file, "title": title, "caption": caption})
     manifest = {
         "stage": "analyze",
+        "format": ANALYSIS_FORMAT,
         "split": split,
         "selected_on": gap.SELECTED_ON,
         "n_resamples": n_resamples,
@@ -62,8 +66,8 @@ def analyze(run_dir: Path, split: str = "validation", n_resamples: int = signifi
 
 
 def analysis_problem(run_dir: Path) -> str | None:
-    """Why RUN/analysis cannot be used as it is (missing, unreadable, older than or not made from the
-    current eval manifests, an output gone), or None when it is current."""
+    """Why RUN/analysis cannot be used as it is (missing, unreadable, written by another analysis format,
+    older than or not made from the current eval manifests, an output gone), or None when it is current."""
     run_dir = Path(run_dir)
     manifests = eval_manifests(run_dir)
     man_path = run_dir / ANALYSIS_DIR / "manifest.json"
@@ -71,6 +75,9 @@ def analysis_problem(run_dir: Path) -> str | None:
         man = json.loads(man_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return f"{man_path.parent} is missing or unfinished"
+    if man.get("format", 1) != ANALYSIS_FORMAT:
+        return f"{man_path.parent} was written by another version of the analysis (format {man.get('format', 1)}, " \
+               f"now {ANALYSIS_FORMAT})"
     current = sorted(sha256(p) for p in manifests)
     if sorted(man.get("inputs", {}).values()) != current or \
             any(p.stat().st_mtime > man_path.stat().st_mtime for p in manifests):
