@@ -14,11 +14,11 @@ from mtkd.analysis.load import load_run
 from mtkd.analysis.significance import significance
 
 
-def sk(metric, y, p, c):
+def sk(metric, y, p, c, pos_label=1):
     if metric == "accuracy":
         return 100 * accuracy_score(y, p)
     if metric == "f1":
-        return 100 * f1_score(y, p, average="binary" if c == 2 else "macro", zero_division=0)
+        return 100 * f1_score(y, p, average="binary" if c == 2 else "macro", pos_label=pos_label, zero_division=0)
     return 100 * matthews_corrcoef(y, p)
 
 
@@ -119,6 +119,40 @@ def test_permutation_p_sees_an_f1_loss_that_right_wrong_counts_cannot():
     assert stats.permutation_p(y, [(a, b)] * 2, "f1", 2, n_permutations=4000) < 0.03   # twice the evidence
     assert stats.permutation_p(y, [(a, b), (a, a)], "f1", 2, n_permutations=4000) == one   # no discordance: no change
     assert stats.permutation_p(y, [(a, b), (b, a)], "f1", 2) == 1.0                    # opposite seeds: mean 0
+
+
+@pytest.mark.parametrize("metric,n_classes,pos_label", [("f1", 3, 1), ("matthews", 3, 1), ("f1", 2, 0)])
+def test_permutation_p_against_exact_enumeration_with_sklearn(metric, n_classes, pos_label):
+    """Every one of the 2^k swap patterns of the k discordant examples (two seed pairs), scored with
+    scikit-learn on the swapped predictions: the exact permutation p, which the random swaps must approach."""
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, n_classes, 40)
+    pairs = []
+    for flips in (4, 3):   # each pair: a and b differ on `flips` examples
+        a = np.where(rng.random(40) < 0.7, y, rng.integers(0, n_classes, 40))
+        b = a.copy()
+        idx = rng.choice(40, flips, replace=False)
+        b[idx] = np.where(a[idx] == y[idx], (y[idx] + 1) % n_classes, y[idx])
+        pairs.append((a, b))
+    disc = [np.flatnonzero(a != b) for a, b in pairs]
+
+    def stat(swapped):
+        return np.mean([sk(metric, y, a2, n_classes, pos_label) - sk(metric, y, b2, n_classes, pos_label)
+                        for a2, b2 in swapped])
+
+    def swap(a, b, where):
+        a2, b2 = a.copy(), b.copy()
+        a2[where], b2[where] = b[where], a[where]
+        return a2, b2
+
+    observed, k0 = abs(stat(pairs)), len(disc[0])
+    hits, k = 0, k0 + len(disc[1])
+    for code in range(2 ** k):
+        bits = np.array([(code >> i) & 1 for i in range(k)], bool)
+        hits += abs(stat([swap(*pairs[0], disc[0][bits[:k0]]), swap(*pairs[1], disc[1][bits[k0:]])])) >= observed - 1e-9
+    exact = hits / 2 ** k
+    p = stats.permutation_p(y, pairs, metric, n_classes, n_permutations=20_000, pos_label=pos_label)
+    assert 0 < exact < 1 and p == pytest.approx(exact, abs=0.015)
 
 
 def test_holm_by_hand():

@@ -9,7 +9,7 @@
 - `percentile_ci`: the 95% percentile interval of a bootstrap distribution (of a difference, a gap closed).
 - `permutation_p`: the paired approximate-randomization test (Yeh 2000; Dror et al. 2018) of the difference
   of two models' official metric, averaged over seed pairs: each permutation swaps the two models'
-  predictions on a random half of the examples (independently per seed pair), so it tests the metric the
+  predictions on each example with probability 1/2 (independently per seed pair), so it tests the metric the
   interval is about (an F1 loss from a threshold shift shows, which a right/wrong test such as McNemar's
   cannot see). For accuracy it is the randomization form of McNemar's test.
 - `holm`: Holm's step-down correction (statsmodels `multipletests`).
@@ -102,6 +102,8 @@ def permutation_p(labels, pairs, metric: str, n_classes: int, n_permutations: in
     b_s per example (independent per pair) whose mean difference is at least as far from 0 as the observed
     one, counting the observed arrangement ((1 + hits) / (1 + n_permutations)). Only examples where a_s and
     b_s differ can change a confusion matrix, so only they are drawn. Identical models: 1."""
+    if not pairs:
+        return math.nan
     labels = np.asarray(labels, dtype=np.int64)
     cells, rng = n_classes ** 2, np.random.default_rng(seed)
     parts = []   # per pair: (confusion of a, confusion of b, D = onehot(b) - onehot(a) over the discordant examples)
