@@ -1,4 +1,5 @@
 """analysis/stats.py and significance.py against scikit-learn, SciPy, statsmodels and hand computations."""
+import dataclasses
 import json
 import math
 import zlib
@@ -187,6 +188,33 @@ def test_significance_rows_and_average_on_a_fake_run(tmp_path):
     assert avg["diff_pp"] == pytest.approx(np.mean([s["headline"]["diff_pp"] for s in sigs.values()]))
     assert avg["ci_low"] < avg["diff_pp"] < avg["ci_high"]
 
+
+def test_significance_tests_the_task_metric_and_its_positive_class(tmp_path, monkeypatch):
+    """The p-value is the permutation test on the task's own metric and pos_label (the fake run's tasks
+    score accuracy: the binary one is relabelled F1 of class 0 here), on the seed pairs in order when the
+    two students share no seed; its result is what the row reports."""
+    run = build_fake_run(tmp_path, seeds=(5, 1))
+    bin_task = dataclasses.replace(load_run(run)[0], metric="f1", pos_label=0)
+    for m in bin_task.models:
+        if m.method == "kd_t_a":   # the reference at other seeds than the multi-teacher students: zip order
+            m.seed_logits = {f"x{s}": v for s, v in m.seed_logits.items()}
+            m.seeds = list(m.seed_logits)
+    calls, real = [], stats.permutation_p
+
+    def spy(labels, pairs, metric, n_classes, **kw):
+        calls.append((pairs, metric, n_classes, kw))
+        return real(labels, pairs, metric, n_classes, **kw)
+
+    monkeypatch.setattr(stats, "permutation_p", spy)
+    sigs, _ = significance([bin_task], n_resamples=1000)
+    r = sigs["bin"]["rows"][0]
+    by = {m.method: m for m in bin_task.models}
+    assert r["reference"] == "kd_t_a" and list(r["p_per_seed"]) == ["5/x5", "1/x1"]
+    assert {(metric, n, kw["pos_label"], kw["n_permutations"]) for _, metric, n, kw in calls} == {("f1", 2, 0, 1000)}
+    joint = [c for c in calls if len(c[0]) == 2]   # the test over both seed pairs, first row first
+    pairs = [(by[r["method"]].seed_logits[s].argmax(1), by["kd_t_a"].seed_logits[f"x{s}"].argmax(1)) for s in (5, 1)]
+    assert all(np.array_equal(x, y) for (a, b), (c, d) in zip(joint[0][0], pairs) for x, y in ((a, c), (b, d)))
+    assert r["p_value"] == pytest.approx(real(bin_task.labels, pairs, "f1", 2, **joint[0][3]))
 
 def test_selection_ignores_eval_on_a_fake_run(tmp_path):
     """Guards selection on validation: models best on eval but not on validation (multi_average, kd_t_a, t_a on
