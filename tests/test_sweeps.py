@@ -116,6 +116,25 @@ def test_best_markdown_selects_on_validation_and_reports_eval(tmp_path):
     assert cells[5:8] == ["T=4", "60.00", "95.00"]    # worst on validation
 
 
+def test_best_per_task_selects_on_each_tasks_validation(tmp_path):
+    """With two tasks, best.md also names each task's own validation-best point (not the AVG's, not eval's)."""
+    param = Param("distill.temperature", ("1", "2", "4"))
+    points = [Point(f"T={t}", (t,), RunConfig()) for t in param.values]
+    sweep = Sweep(tmp_path, RunConfig(), tmp_path / "sweeps" / "T", [param], points, True)
+    # T: ({task: validation}, {task: eval}); AVG-best on validation is T=1, a's is T=2, b's is T=4
+    scores = {"1": ({"a": 80.0, "b": 80.0}, {"a": 70.0, "b": 70.0}),
+              "2": ({"a": 90.0, "b": 60.0}, {"a": 50.0, "b": 99.0}),
+              "4": ({"a": 60.0, "b": 85.0}, {"a": 99.0, "b": 40.0})}
+    results = [Result(pt, "multi_average", "multi", "point", {}, scores[pt.values[0]][1],
+                      float(np.mean(list(scores[pt.values[0]][1].values()))), scores[pt.values[0]][0],
+                      float(np.mean(list(scores[pt.values[0]][0].values())))) for pt in points]
+    text = best_markdown(sweep, results)
+    rows = [[c.strip() for c in l.split("|")[1:-1]] for l in text.splitlines() if l.startswith("| multi_average")]
+    assert rows[0][2:5] == ["T=1", "80.00", "70.00"]                 # the AVG table
+    assert rows[1:] == [["multi_average", "multi", "a", "T=2", "90.00", "50.00"],
+                        ["multi_average", "multi", "b", "T=4", "85.00", "40.00"]]
+
+
 def test_grid_writes_annotated_heatmaps(base):
     assert main(["sweep", str(base), "--param", "distill.temperature=1,4", "--param", "distill.alpha=0.5,0.9",
                  "--name", "grid"]) == 0
