@@ -11,7 +11,7 @@ import yaml
 
 from mtkd.cli import main
 from mtkd.config import RunConfig
-from mtkd.sweeps import Param, Point, Result, Sweep, best_markdown, seed_summary, t_critical, t_interval
+from mtkd.sweeps import Param, Point, Result, Sweep, best_markdown, results_table, seed_summary, t_critical, t_interval
 from mtkd.tasks import TaskData
 
 TINY = """
@@ -114,6 +114,36 @@ def test_best_markdown_selects_on_validation_and_reports_eval(tmp_path):
     cells = [c.strip() for c in line.split("|")[1:-1]]
     assert cells[2:5] == ["T=2", "80.00", "60.00"]    # best on validation, its (worse) eval reported
     assert cells[5:8] == ["T=4", "60.00", "95.00"]    # worst on validation
+
+
+def test_best_per_task_selects_on_each_tasks_validation(tmp_path):
+    """With two tasks, best.md also names each task's own validation-best point (not the AVG's, not eval's)."""
+    param = Param("distill.temperature", ("1", "2", "4"))
+    points = [Point(f"T={t}", (t,), RunConfig()) for t in param.values]
+    sweep = Sweep(tmp_path, RunConfig(), tmp_path / "sweeps" / "T", [param], points, True)
+    # T: ({task: validation}, {task: eval}); AVG-best on validation is T=1, a's is T=2, b's is T=4
+    scores = {"1": ({"a": 80.0, "b": 80.0}, {"a": 70.0, "b": 70.0}),
+              "2": ({"a": 90.0, "b": 60.0}, {"a": 50.0, "b": 99.0}),
+              "4": ({"a": 60.0, "b": 85.0}, {"a": 99.0, "b": 40.0})}
+    results = [Result(pt, "multi_average", "multi", "point", {}, scores[pt.values[0]][1],
+                      float(np.mean(list(scores[pt.values[0]][1].values()))), scores[pt.values[0]][0],
+                      float(np.mean(list(scores[pt.values[0]][0].values())))) for pt in points]
+    flat = {"a": 55.0, "b": 65.0}   # the baseline, from the base run: no point is chosen for it
+    results += [Result(pt, "no_kd", "baseline", "base run", {}, flat, 60.0, flat, 60.0) for pt in points]
+    text = best_markdown(sweep, results, {"a": "accuracy", "b": "f1"})
+    rows = [[c.strip() for c in l.split("|")[1:-1]] for l in text.splitlines() if l.startswith("| multi_average")]
+    assert rows[0][2:5] == ["T=1", "80.00", "70.00"]                 # the AVG table
+    assert rows[1:] == [["multi_average", "multi", "a", "accuracy", "T=2", "90.00", "50.00"],
+                        ["multi_average", "multi", "b", "f1", "T=4", "85.00", "40.00"]]
+    base = [[c.strip() for c in l.split("|")[1:-1]] for l in text.splitlines() if l.startswith("| no_kd")][1:]
+    assert [r[4] for r in base] == ["the same at every point (from the base run)"] * 2
+    # sweep_results: each task's validation metric next to val_AVG, from the validation scores (not eval)
+    tasks = [TaskData(n, ("x", "y"), "accuracy", {}) for n in ("a", "b")]
+    table = results_table(sweep, tasks, results)
+    cols = [table.columns.index(c) for c in ("val_AVG", "a_val", "b_val")]
+    assert [[row[i] for i in cols] for row in table.rows[:3]] == [["80.00", "80.00", "80.00"],
+                                                                 ["75.00", "90.00", "60.00"],
+                                                                 ["72.50", "60.00", "85.00"]]
 
 
 def test_grid_writes_annotated_heatmaps(base):

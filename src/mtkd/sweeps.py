@@ -359,10 +359,12 @@ def best_teacher_metric(manifest: Path, metric: str) -> float | None:
 
 def results_table(sweep: Sweep, tasks: list[TaskData], results: list[Result]) -> Table:
     metric_columns = [c for t in tasks for c in t.metric_columns]
+    per_task = [t.name for t in tasks] if len(tasks) > 1 else []   # each task's validation metric (AVG's parts)
     header = ["point", *(p.short for p in sweep.params), "method", "type", *metric_columns, "AVG", "val_AVG",
-              *(f"{t.name}_gap_closed" for t in tasks), "trained_in"]
+              *(f"{t}_val" for t in per_task), *(f"{t.name}_gap_closed" for t in tasks), "trained_in"]
     rows = [[r.point.folder, *r.point.values, r.method, r.type, *(cell(r.columns.get(c)) for c in metric_columns),
-             cell(r.avg), cell(r.val_avg), *(cell(r.gap.get(t.name)) for t in tasks), r.trained_in] for r in results]
+             cell(r.avg), cell(r.val_avg), *(cell(r.val_official.get(t)) for t in per_task),
+             *(cell(r.gap.get(t.name)) for t in tasks), r.trained_in] for r in results]
     return Table(header, rows)
 
 
@@ -440,6 +442,30 @@ def best_table(results: list[Result]) -> Table:
                   "worst val AVG", "worst AVG"], rows)
 
 
+def per_task_table(results: list[Result], metrics: dict[str, str] | None = None) -> Table | None:
+    """With several tasks: per method and task, the point selected on that task's validation metric (first
+    on ties; "the same at every point" when nothing varies, as in best_table) with its validation and eval
+    metric; None with one task (best_table says it all). `metrics`: task -> its official metric's name."""
+    tasks = list(dict.fromkeys(t for r in results for t in r.official))
+    if len(tasks) < 2:
+        return None
+    rows = []
+    for method, type_ in methods_of(results):
+        mine = [r for r in results if r.method == method]
+        for task in tasks:
+            sel = [r for r in mine if task in r.val_official]
+            if not sel:
+                continue
+            hi = best_result(sel, task)
+            where = hi.point.folder
+            if len({r.val_official[task] for r in sel}) == 1 and len({r.official[task] for r in sel}) == 1:
+                where = "the same at every point" + (" (from the base run)" if sel[0].trained_in == "base run" else "")
+            rows.append([method, type_, task, (metrics or {}).get(task, ""), where, cell(hi.val_official[task]),
+                         cell(hi.official[task])])
+    return Table(["method", "type", "task", "metric", "best point (selected on the task's validation)", "val", "eval"],
+                 rows)
+
+
 def best_sentences(sweep: Sweep, results: list[Result]) -> list[str]:
     """What was swept, the best point overall and best multi vs best single (selected on validation), the seeds."""
     axes = varying(sweep.params) or ([0] if len(sweep.params) == 1 else [])   # one param of one value: still 'swept'
@@ -464,11 +490,15 @@ def best_sentences(sweep: Sweep, results: list[Result]) -> list[str]:
     return lines
 
 
-def best_markdown(sweep: Sweep, results: list[Result]) -> str:
+def best_markdown(sweep: Sweep, results: list[Result], metrics: dict[str, str] | None = None) -> str:
     """best.md: which point is best for each method (best_table) and the sentences around it."""
     first, *rest = best_sentences(sweep, results)
+    per_task = per_task_table(results, metrics)
+    extra = [] if per_task is None else [
+        "", "Per task: the point selected on each task's own validation metric (official, %), with its eval metric.",
+        "", per_task.to_markdown().rstrip()]
     return "\n".join([f"# Best point per method: sweep `{sweep.folder.name}`", "", first, "",
-                      best_table(results).to_markdown().rstrip(), "", *rest[:-1], "", rest[-1]]) + "\n"
+                      best_table(results).to_markdown().rstrip(), "", *rest[:-1], *extra, "", rest[-1]]) + "\n"
 
 
 def write_outputs(sweep: Sweep, tasks, results, extra: dict[str, str | bytes] | None = None,
@@ -505,8 +535,11 @@ def run_sweep(run_dir, specs: list[str], name: str | None = None, strategies=Non
         extra = {f"sweep_{default_name([params[(axes or [0])[0]]])}.png": line_plot(sweep, tasks, results)}
     else:   # a joint grid, or several fixed settings (one point: nothing to plot)
         extra = heatmaps(sweep, tasks, results) if axes else {}
-    extra["best.md"] = best_markdown(sweep, results)
+    metrics = {t.name: t.metric for t in tasks}
+    extra["best.md"] = best_markdown(sweep, results, metrics)
     extra["best.csv"] = best_table(results).to_csv()
+    if (per_task := per_task_table(results, metrics)) is not None:
+        extra["best_per_task.csv"] = per_task.to_csv()
     write_outputs(sweep, tasks, results, extra, summary=best_sentences(sweep, results))
     return sweep.folder
 

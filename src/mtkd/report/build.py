@@ -127,7 +127,7 @@ def sweep_folders(run_dir: Path) -> list[Path]:
     return out
 
 
-SWEEP_TABLES = ("seed_summary.csv", "best.csv", "sweep_results.csv")
+SWEEP_TABLES = ("seed_summary.csv", "best.csv", "best_per_task.csv", "sweep_results.csv")
 
 
 def sweep_blocks(run_dir: Path) -> list[tuple]:
