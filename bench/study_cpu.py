@@ -110,6 +110,18 @@ def best_single_teachers(run: Path, tasks: list[str]) -> list[str]:
     return names
 
 
+def sweep_singles(best: list[str], base: Path) -> list[str]:
+    """The sweeps' single-teacher students: the validation-best ones (`best`), after those the sweep base
+    already has (config.yaml), so a best single that changes with more seeds of the main run is added to
+    the cached sweeps instead of replacing them (more singles compared, none rebuilt)."""
+    import yaml
+    cfg = base / "config.yaml"
+    had = (yaml.safe_load(cfg.read_text(encoding="utf-8")).get("distill") or {}).get("single_teacher") \
+        if cfg.exists() else None
+    had = [t for t in had or [] if isinstance(t, str)] if isinstance(had, list) else []
+    return had + [t for t in best if t not in had]
+
+
 def publish(run: Path, dest: Path, log) -> None:
     """The run's report (md + html; with DEST/findings.md, the hand-written findings, in it; without it, none),
     config, master table and analysis, and every sweep's tables and plots at the paths the report links to."""
@@ -179,7 +191,7 @@ def main() -> None:
         only = f"tasks={json.dumps([t for t in cfg['tasks'] if t['name'] in sweep_tasks])}"
         over = [only,
                 f"distill.strategies=[{','.join(STUDY)}]",
-                f"distill.single_teacher=[{','.join(best_single_teachers(run, sweep_tasks))}]"]
+                f"distill.single_teacher=[{','.join(sweep_singles(best_single_teachers(run, sweep_tasks), base))}]"]
         if args.sweep_seeds == "run":
             over.append("seeds=null")
         # every stage the main run has with the same key (data, teachers, logits, no-KD and the students

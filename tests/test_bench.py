@@ -141,3 +141,14 @@ def test_effects_table_pairs_one_factor_at_a_time():
                _student("kd_b [plain]", labels, 100, kind="single"), _student("kd_b [transfer]", labels, 70, kind="single")]
     rows = quality_cpu.effects_table(replace(pool, models=singles)).rows
     assert rows[2][1] == "**mean of the 2 single-teacher students**" and float(rows[2][5]) == -10.0
+
+
+def test_sweep_singles_keep_the_cached_ones_and_add_a_new_best(tmp_path):
+    """A best single that changes with more seeds is added after the singles the sweep base already has
+    (its sweeps stay cached); without a base, only the best ones."""
+    base = tmp_path / "sweep_base"
+    assert study_cpu.sweep_singles(["minilm_l3"], base) == ["minilm_l3"]
+    base.mkdir()
+    (base / "config.yaml").write_text("distill:\n  single_teacher:\n  - minilm_l6\n  - minilm_l3\n")
+    assert study_cpu.sweep_singles(["minilm_l3"], base) == ["minilm_l6", "minilm_l3"]
+    assert study_cpu.sweep_singles(["cnn", "minilm_l6"], base) == ["minilm_l6", "minilm_l3", "cnn"]
