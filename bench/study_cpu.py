@@ -1,6 +1,7 @@
 """The whole study on CPU: `mtkd run configs/study_cpu.yaml` (four GLUE tasks, every student at the config's
 seeds), then the study's sweeps on two tasks (temperature, alpha at the validation-best temperature, the 3x3
-T x alpha grid; the validation-best single-teacher student and the study's four strategies), with the wall
+T x alpha grid; each sweep task's validation-best single-teacher student, plus any the sweep base already has, and
+the study's four strategies), with the wall
 time of every stage per task, so a user knows what the study costs on their machine.
 
     python bench/study_cpu.py --out runs/study_cpu                       # everything (main run + sweeps: RUN/timing.md)
