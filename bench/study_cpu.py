@@ -7,6 +7,8 @@ time of every stage per task, so a user knows what the study costs on their mach
     python bench/study_cpu.py --out runs/study_cpu                       # everything (main run + sweeps: RUN/timing.md)
     python bench/study_cpu.py --out runs/study_cpu --no-sweeps           # the main run only (1.8 h on 2 cores)
     python bench/study_cpu.py --out runs/study_cpu --tasks sst2,mrpc     # a part: these tasks only
+    python bench/study_cpu.py --out runs/study_bf16 --no-sweeps --set mixed_precision=bf16 --set 'seeds=[42]'
+                                                                         # config overrides (mtkd run's key=value)
 
 Every step is an ordinary mtkd command on RUN (cached: rerunning finishes only what is missing; a session that
 ends midway loses only the student being trained). RUN/timing.md (and .json): minutes per task and stage, one
@@ -71,15 +73,19 @@ def compute_seconds(run: Path) -> dict[str, float]:
     return out
 
 
-def timing_report(run: Path, tasks: list[str], machine: str, walls: list[tuple[str, float]]) -> tuple[str, dict]:
+def timing_report(run: Path, tasks: list[str], machine: str, walls: list[tuple[str, float]],
+                  overrides: list[str] = ()) -> tuple[str, dict]:
     """RUN/timing.md's text and timing.json's content: minutes per task and stage (from the stage manifests),
     one seed of every student, the compute of the main run, of the sweeps and of both, and this invocation's
-    wall times."""
+    wall times; `overrides` (the --set values the run was given) are named under the machine."""
     per = stage_seconds(run, tasks)
     stages = sorted({k for v in per.values() for k in v})
     total = compute_seconds(run)
     one_seed = sum(per[t].get("students, run seed only", 0.0) for t in tasks) / 60
-    lines = ["# Wall time of the study on this machine", "", machine, "",
+    lines = ["# Wall time of the study on this machine", "", machine, ""]
+    if overrides:
+        lines += ["config overrides: " + ", ".join(f"`{o}`" for o in overrides), ""]
+    lines += [
              "Minutes of compute per stage, from each stage's manifest (the seconds its build took; a student "
              "resumed from a checkpoint counts only its last session, so a resumed stage is undercounted). The "
              f"table covers the tasks {', '.join(tasks)}; the totals below every stage in {run.name}.", "",
@@ -93,7 +99,7 @@ def timing_report(run: Path, tasks: list[str], machine: str, walls: list[tuple[s
               f"- the whole study: **{total['all'] / 3600:.1f} h** of compute", "",
               "This invocation's wall time (cached stages cost nothing, so a resumed run's is smaller):", ""]
     lines += [f"- {what}: {sec / 60:.1f} min" for what, sec in walls]
-    data = {"machine": machine, "minutes": {t: {k: round(v / 60, 2) for k, v in per[t].items()} for t in tasks},
+    data = {"machine": machine, "overrides": list(overrides), "minutes": {t: {k: round(v / 60, 2) for k, v in per[t].items()} for t in tasks},
             "one_seed_of_every_student_min": round(one_seed, 2), "ratio": round(one_seed / 60, 3),
             "compute_hours": {k: round(v / 3600, 3) for k, v in total.items()},
             "this_invocation_min": {what: round(sec / 60, 2) for what, sec in walls}}
@@ -160,6 +166,9 @@ def main() -> None:
     ap.add_argument("--temperatures", default="1,2,4,6,8")
     ap.add_argument("--alphas", default="0.3,0.5,0.7,0.9")
     ap.add_argument("--grid", default="2,4,8 x 0.5,0.7,0.9", help="T values x alpha values of the joint grid")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config override for the main run and the sweep base, as mtkd run takes it (repeatable), "
+                    "e.g. --set mixed_precision=bf16")
     ap.add_argument("--publish", metavar="DIR", help="copy the report, tables, plots and sweeps into DIR "
                     "(e.g. docs/results/study_cpu)")
     args = ap.parse_args()
@@ -167,8 +176,8 @@ def main() -> None:
     from mtkd.config import load_config
     from mtkd.errors import MtkdError
     from mtkd.config import to_dict
-    try:   # a missing or bad config: one line, before anything runs
-        cfg = to_dict(load_config(args.config))   # its tasks' local paths resolved: overrides of --tasks keep them
+    try:   # a missing or bad config or --set: one line, before anything runs
+        cfg = to_dict(load_config(args.config, args.set))   # its tasks' local paths resolved: overrides of --tasks keep them
     except MtkdError as e:
         sys.exit(f"error: {e}")
     all_tasks = [t["name"] for t in cfg["tasks"]]
@@ -182,7 +191,8 @@ def main() -> None:
     times = []
     log = open(run / "study_cpu.log", "a", encoding="utf-8")
     print(machine_info(), flush=True)
-    seconds = run_mtkd(["run", args.config, "--out", str(run), *keep, *(["--recompute"] if args.recompute else [])], log)
+    seconds = run_mtkd(["run", args.config, "--out", str(run), *keep, *args.set,
+                        *(["--recompute"] if args.recompute else [])], log)
     times.append(("main run (mtkd run)", seconds))
     print(f"main run: {seconds / 60:.1f} min", flush=True)
 
@@ -190,7 +200,7 @@ def main() -> None:
         sweep_tasks = [t for t in args.sweep_tasks.split(",") if t in tasks]
         base = run / "sweep_base"
         only = f"tasks={json.dumps([t for t in cfg['tasks'] if t['name'] in sweep_tasks])}"
-        over = [only,
+        over = [*args.set, only,
                 f"distill.strategies=[{','.join(STUDY)}]",
                 f"distill.single_teacher=[{','.join(sweep_singles(best_single_teachers(run, sweep_tasks), base))}]"]
         if args.sweep_seeds == "run":
@@ -217,7 +227,7 @@ def main() -> None:
         run_mtkd(["report", str(base)], log)
 
     from mtkd.io import atomic_write_text
-    text, data = timing_report(run, tasks, machine_info(), times)
+    text, data = timing_report(run, tasks, machine_info(), times, args.set)
     atomic_write_text(run / "timing.md", text)
     atomic_write_text(run / "timing.json", json.dumps(data, indent=2) + "\n")
     if args.publish:

@@ -105,6 +105,27 @@ def test_study_timing_counts_every_built_stage_once(tmp_path):
     assert "| students (multi) | 3.0 | 3.0 |" in text and "- main run (mtkd run): 0.1 min" in text
 
 
+def test_study_set_overrides_reach_the_run_and_its_timing(tmp_path, monkeypatch):
+    """--set KEY=VALUE goes to `mtkd run` as its override and is named in timing.md/.json; a bad one ends the
+    bench with one line before any mtkd command runs."""
+    import json
+    calls = []
+    monkeypatch.setattr(study_cpu, "run_mtkd", lambda args, log: calls.append(args) or 1.0)
+    run = tmp_path / "run"
+    argv = ["study_cpu.py", "--out", str(run), "--no-sweeps", "--set", "mixed_precision=bf16", "--set", "seeds=[42]"]
+    monkeypatch.setattr(sys, "argv", argv)
+    study_cpu.main()
+    assert len(calls) == 1 and calls[0][0] == "run"
+    assert calls[0][-2:] == ["mixed_precision=bf16", "seeds=[42]"]
+    assert "config overrides: `mixed_precision=bf16`, `seeds=[42]`" in (run / "timing.md").read_text()
+    assert json.loads((run / "timing.json").read_text())["overrides"] == ["mixed_precision=bf16", "seeds=[42]"]
+    calls.clear()
+    monkeypatch.setattr(sys, "argv", [*argv[:-1], "mixed_precision=fp8"])
+    with pytest.raises(SystemExit) as e:
+        study_cpu.main()
+    assert str(e.value).startswith("error: ") and "mixed_precision" in str(e.value) and not calls
+
+
 def _student(method: str, labels: np.ndarray, right: int, seeds=(42, 1), kind="multi") -> Model:
     """A student right on `right` eval examples at every seed (the others: the wrong class); which ones moves
     with the seed, so every seed is a different model with the same accuracy."""
@@ -152,3 +173,32 @@ def test_sweep_singles_keep_the_cached_ones_and_add_a_new_best(tmp_path):
     (base / "config.yaml").write_text("distill:\n  single_teacher:\n  - minilm_l6\n  - minilm_l3\n")
     assert study_cpu.sweep_singles(["minilm_l3"], base) == ["minilm_l6", "minilm_l3"]
     assert study_cpu.sweep_singles(["cnn", "minilm_l6"], base) == ["minilm_l6", "minilm_l3", "cnn"]
+
+
+def test_compare_tables_hand_computed(tmp_path):
+    """B - A per model and task on each task's official (first) column, z in A's seed sd, the students' mean
+    over tasks (teachers shown, never averaged); a folder without a master table: one error line."""
+    import compare_tables
+
+    def folder(name, rows):
+        d = tmp_path / name
+        (d / "results").mkdir(parents=True)
+        (d / "config.yaml").write_text("tasks:\n  - {name: sst2}\n  - qqp\n")
+        head = "method,type,sst2_acc,sst2_acc_sd,sst2_ece,sst2_ece_sd,qqp_f1,qqp_f1_sd,qqp_acc,qqp_acc_sd,AVG,AVG_sd\n"
+        (d / "results" / "master_results.csv").write_text(head + "".join(r + "\n" for r in rows))
+        return d
+    a = folder("a", ["t,teacher,80,,5,,70,,75,,75,", "no_kd,baseline,78,1.0,4,0.1,60,2.0,74,1,69,1",
+                     "multi_average,multi,79,0.5,3,0.1,65,,76,,72,"])
+    b = folder("b", ["t,teacher,81,,9,,70,,75,,75.5,", "no_kd,baseline,79,,1,,56,,70,,67.5,",
+                     "multi_average,multi,78,,1,,66,,70,,72,", "multi_new,multi,90,,1,,90,,90,,90,"])
+    lines, mean = compare_tables.compare(a, b)
+    text = "\n".join(lines)
+    assert "| t | teacher | +1.00 | +0.00 |" in text
+    assert "| no_kd | baseline | +1.00 (z +1.0) | -4.00 (z -2.0) |" in text
+    assert "| multi_average | multi | -1.00 (z -2.0) | +1.00 |" in text and "multi_new" not in text
+    assert mean == pytest.approx((1 - 4 - 1 + 1) / 4)
+    assert "- sst2: students' mean B - A +0.00 (min -1.00, max +1.00, n=2); within 2 sd of A's mean: 2 of 2" in text
+    assert "- qqp: students' mean B - A -1.50 (min -4.00, max +1.00, n=2); within 2 sd of A's mean: 1 of 1" in text
+    (b / "results" / "master_results.csv").unlink()
+    with pytest.raises(ValueError, match="master_results.csv not found"):
+        compare_tables.compare(a, b)
