@@ -6,8 +6,10 @@ at one seed against the published float32 study at three:
 
 A and B: run folders or published result folders (config.yaml and results/master_results.csv). Prints a
 markdown table (model x task: B - A, and z = (B - A) / sd_A where A has a sd) and, per task and over every
-student (no-KD, single- and multi-teacher), the mean difference and how many students lie within 2 sd of A's
-mean. Last line: mean_diff=<mean of B - A over every student and task, in points>."""
+student (no-KD, single- and multi-teacher), the mean difference — over every student and task with a 95%
+bootstrap CI (students resampled; students of one task share teachers, so read it as a description of these
+students, not of every possible run) — and how many students lie within 2 sd of A's mean.
+Last line: mean_diff=<mean of B - A over every student and task, in points>."""
 from __future__ import annotations
 
 import argparse
@@ -16,6 +18,7 @@ import statistics
 import sys
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 
@@ -43,9 +46,22 @@ def load(folder: Path) -> tuple[list[str], list[dict]]:
     tasks = (yaml.safe_load(cfg.read_text(encoding="utf-8")) or {}).get("tasks")
     if not isinstance(tasks, list) or not tasks:
         raise ValueError(f"{cfg} lists no tasks")
-    tasks = [t if isinstance(t, str) else t.get("name") for t in tasks]
+    if not all(isinstance(t, str) or (isinstance(t, dict) and isinstance(t.get("name"), str)) for t in tasks):
+        raise ValueError(f"{cfg}: every task must be a name or a mapping with a name")
+    tasks = [t if isinstance(t, str) else t["name"] for t in tasks]
     with open(table, newline="", encoding="utf-8") as fh:
-        return tasks, list(csv.DictReader(fh))
+        rows = list(csv.DictReader(fh))
+    if not rows or not {"method", "type"} <= set(rows[0]):
+        raise ValueError(f"{table} is not a master table (no rows, or no method and type columns)")
+    return tasks, rows
+
+
+def mean_ci(values: list[float], resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile bootstrap CI of the mean of `values` (seeded: the same values give the same CI)."""
+    v = np.asarray(values, dtype=float)
+    means = v[np.random.default_rng(seed).integers(0, len(v), (resamples, len(v)))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return float(lo), float(hi)
 
 
 def compare(a: Path, b: Path) -> tuple[list[str], float]:
@@ -69,19 +85,23 @@ def compare(a: Path, b: Path) -> tuple[list[str], float]:
             continue
         cells = []
         for t in tasks:
-            va, vb, sd = ra[cols_a[t]], rb[cols_b[t]], ra.get(cols_a[t] + "_sd", "")
+            va, vb, sd = ra[cols_a[t]] or "", rb[cols_b[t]] or "", ra.get(cols_a[t] + "_sd") or ""   # short row: None
             if va == "" or vb == "":
                 cells.append("n/a")
                 continue
-            d = float(vb) - float(va)
+            try:
+                d = float(vb) - float(va)
+            except ValueError:
+                raise ValueError(f"{ra['method']}, {t}: not a number ({va!r} in A, {vb!r} in B)") from None
             cell = f"{d:+.2f}"
-            if sd not in ("", None) and float(sd) > 0:
-                cell += f" (z {d / float(sd):+.1f})"
+            sd = float(sd) if sd != "" else 0.0
+            if sd > 0:
+                cell += f" (z {d / sd:+.1f})"
             cells.append(cell)
             if ra["type"] != "teacher":
                 diffs[t].append(d)
-                if sd not in ("", None) and float(sd) > 0:
-                    within[t].append(abs(d) <= 2 * float(sd))
+                if sd > 0:
+                    within[t].append(abs(d) <= 2 * sd)
         lines.append(f"| {ra['method']} | {ra['type']} | " + " | ".join(cells) + " |")
     lines.append("")
     every = [d for t in tasks for d in diffs[t]]
@@ -94,7 +114,9 @@ def compare(a: Path, b: Path) -> tuple[list[str], float]:
                          f"max {max(diffs[t]):+.2f}, n={len(diffs[t])})"
                          + (f"; within 2 sd of A's mean: {sum(w)} of {len(w)}" if w else ""))
     allw = [x for t in tasks for x in within[t]]
-    lines.append(f"- every student and task: mean B - A {statistics.mean(every):+.2f}, mean |B - A| "
+    lo, hi = mean_ci(every)
+    lines.append(f"- every student and task: mean B - A {statistics.mean(every):+.2f} (95% bootstrap CI over "
+                 f"students [{lo:+.2f}, {hi:+.2f}]), mean |B - A| "
                  f"{statistics.mean(abs(d) for d in every):.2f} (n={len(every)})"
                  + (f"; within 2 sd of A's mean: {sum(allw)} of {len(allw)}" if allw else ""))
     return lines, statistics.mean(every)
@@ -107,7 +129,7 @@ def main() -> None:
     args = ap.parse_args()
     try:
         lines, mean = compare(args.a, args.b)
-    except (ValueError, KeyError, OSError, yaml.YAMLError) as e:
+    except (ValueError, OSError, yaml.YAMLError, csv.Error, UnicodeDecodeError) as e:
         sys.exit(f"error: {e}")
     print("\n".join(lines))
     print(f"mean_diff={mean:.3f}")

@@ -70,6 +70,8 @@ def main():
     layers = 1 if args.quick else 2
     if args.quick:
         args.n, args.chunk, args.warmup = 64, 1, 1
+    if args.n < 32 or args.chunk < 1 or args.warmup < 0:
+        ap.error("--n must be >= 32 (one batch), --chunk >= 1, --warmup >= 0")
 
     from mtkd import runtime
     from mtkd.losses import kd_loss

@@ -199,6 +199,46 @@ def test_compare_tables_hand_computed(tmp_path):
     assert mean == pytest.approx((1 - 4 - 1 + 1) / 4)
     assert "- sst2: students' mean B - A +0.00 (min -1.00, max +1.00, n=2); within 2 sd of A's mean: 2 of 2" in text
     assert "- qqp: students' mean B - A -1.50 (min -4.00, max +1.00, n=2); within 2 sd of A's mean: 1 of 1" in text
+    lo, hi = compare_tables.mean_ci([1.0, -4.0, -1.0, 1.0])
+    assert f"mean B - A {mean:+.2f} (95% bootstrap CI over students [{lo:+.2f}, {hi:+.2f}])" in text
+    assert -4.0 <= lo < mean < hi <= 1.0 and compare_tables.mean_ci([2.0] * 5) == (2.0, 2.0)
+    (b / "results" / "master_results.csv").write_text("method,type,sst2_acc,qqp_f1\nno_kd,baseline,abc,1\n")
+    with pytest.raises(ValueError, match="not a number"):
+        compare_tables.compare(a, b)
+    (b / "results" / "master_results.csv").write_text("")
+    with pytest.raises(ValueError, match="not a master table"):
+        compare_tables.compare(a, b)
     (b / "results" / "master_results.csv").unlink()
     with pytest.raises(ValueError, match="master_results.csv not found"):
         compare_tables.compare(a, b)
+
+
+def test_precision_bench_sides_compute_in_their_dtypes():
+    """bench/precision.py's mechanism: a Trainer made under mixed_precision bf16 autocasts to bf16 once the
+    process precision is switched back to it, one made under 'no' stays float32; the guard fails when both
+    sides were made in float32 (bf16 never in force)."""
+    import copy
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+    import precision
+    from _common import Stepper
+    from mtkd import runtime
+    from mtkd.models import Encoded
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
+                                                     num_attention_heads=2, intermediate_size=32, num_labels=2))
+    data = Encoded.from_lists([[1, 5, 7, 2], [1, 9, 2]], None, 0)
+    loss_fn = lambda logits, feats, idx: (logits.sum(), {})
+    modes = {"float32": "no", "bf16": "bf16"}
+    try:
+        steppers = {}
+        for side, mode in modes.items():
+            runtime.set_precision(mode)
+            steppers[side] = Stepper(copy.deepcopy(model), data, loss_fn)
+        precision.check_dtypes(steppers, modes, data.batch([0, 1]))   # passes
+        runtime.set_precision("no")
+        plain = {side: Stepper(copy.deepcopy(model), data, loss_fn) for side in modes}
+        with pytest.raises(SystemExit, match="bf16 side computed in torch.float32"):
+            precision.check_dtypes(plain, modes, data.batch([0, 1]))
+    finally:
+        runtime.set_precision("no")
