@@ -136,6 +136,27 @@ def test_kd_loss_alpha_zero_is_cross_entropy_and_zero_when_matching():
     assert kd_loss(s, match, y, 6.0, 1.0)[0].item() == pytest.approx(0.0, abs=1e-5)
 
 
+def test_a_labelled_example_weighs_the_same_whatever_shares_its_batch():
+    """CE is summed over labelled rows and divided by the batch size: the gradient a labelled example's CE
+    sends to its own logits is the same whether its batch-mates are labelled or transfer rows (label -1).
+    Averaging CE over the labelled rows alone would give a lone labelled row 8x its weight here."""
+    g = torch.Generator().manual_seed(0)
+    student = torch.randn(8, 3, generator=g)
+    target = torch.softmax(torch.randn(8, 3, generator=g), -1)
+
+    def grad_of_row0(labels):
+        s = student.clone().requires_grad_(True)
+        loss, _ = kd_loss(s, target, labels, 2.0, 0.0)   # alpha = 0: CE alone
+        loss.backward()
+        return s.grad[0]
+
+    all_labelled = grad_of_row0(torch.tensor([1, 0, 2, 1, 0, 2, 1, 0]))
+    lone = grad_of_row0(torch.tensor([1, -1, -1, -1, -1, -1, -1, -1]))
+    torch.testing.assert_close(lone, all_labelled)
+    by_hand = (torch.softmax(student[0], -1) - torch.eye(3)[1]) / 8
+    torch.testing.assert_close(lone, by_hand)
+
+
 def test_calibrated_average_hand_computed():
     # tau = [2, 0.5]: calibrated logits [1, 0] and [0, 2]; mean [0.5, 1.0]; T = 1
     p = calibrated_average(Z, FusionContext(1.0, teacher_temperatures=torch.tensor([2.0, 0.5])))

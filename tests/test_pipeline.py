@@ -91,6 +91,28 @@ def test_reordered_teachers_rebuild_the_multi_teacher_students(tiny_run, tmp_pat
     assert manifests and all(m["teachers"] == names[::-1] for m in manifests)
 
 
+@pytest.mark.parametrize("module,rebuilt", [("losses", {"students"}), ("train", {"students", "teachers", "logits"})])
+def test_a_fix_in_the_code_rebuilds_what_it_changes(tiny_run, tmp_path, capsys, monkeypatch, module, rebuilt):
+    """A module's VERSION is in the keys of the stages whose output it decides: after a bump (a fix that
+    changes semantics) a plain rerun -- no --recompute -- rebuilds those stages and reuses the rest."""
+    import importlib
+    run = tmp_path / "r"
+    shutil.copytree(tiny_run, run)
+    mod = importlib.import_module(f"mtkd.{module}")
+    monkeypatch.setattr(mod, "VERSION", mod.VERSION + 1)
+    capsys.readouterr()
+    assert main(["run", str(run / "config.yaml")]) == 0
+    out = capsys.readouterr().out
+    outdated = {line.split(" (built")[0].split("/")[-2] for line in out.splitlines() if line.strip().startswith("outdated")}
+    built = {line.split("/")[-2] for line in out.splitlines() if line.strip().startswith("build")}
+    assert f"{module}: recorded" in out
+    assert outdated == rebuilt
+    assert f"cached  {run}/demo/teachers/tf" in out           # TF-IDF is not trained by train.py
+    assert {b for b in built if b in ("students", "teachers", "logits")} == rebuilt
+    students = [json.loads(p.read_text()) for p in (run / "demo" / "students").glob("*/manifest.json")]
+    assert students and all(m["key"]["algorithm"][module] == mod.VERSION for m in students)
+
+
 def test_same_seed_same_metrics(tiny_cfg, tiny_run, tmp_path):
     out = tmp_path / "again"
     assert main(["run", str(tiny_cfg), "--out", str(out)]) == 0

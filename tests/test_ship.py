@@ -1,5 +1,5 @@
 """A student to ship (issue 9.3): students are saved with their tokenizer and the task's label names;
-`mtkd predict` labels new text with the validation-selected best student (or a named one); `mtkd
+`mtkd predict` labels new text with the analysis's selected student (or a named one); `mtkd
 export` writes a folder that `transformers.pipeline` loads and that predicts exactly what `mtkd
 predict` does — mean-pooled students included, sentence pairs included."""
 import csv
@@ -78,7 +78,8 @@ def new_inputs(tmp_path, pairs=False):
 
 @pytest.mark.parametrize("pairs,pooling", [(False, "auto"), (True, "auto"), (False, "cls")])
 def test_predict_and_export_agree(capsys, tmp_path, pairs, pooling):
-    """Guards: students saved by default with id2label; the default student is the best on validation;
+    """Guards: students saved by default with id2label; the default student is the analysis's selection
+    (the single/multi student best on validation, from the eval manifest);
     predict and the exported folder (through transformers.pipeline) give identical labels, for
     mean-pooled (custom head) and CLS (plain BERT) students, single texts and pairs."""
     cfg = tiny_config(tmp_path, one_file_task(tmp_path, pairs=pairs), pooling)
@@ -87,8 +88,9 @@ def test_predict_and_export_agree(capsys, tmp_path, pairs, pooling):
     students = run / "reviews" / "students"
     saved = json.loads((students / "no_kd" / "model" / "config.json").read_text())
     assert saved["id2label"] == {"0": "negative", "1": "positive"}
-    val = {m: json.loads((students / m / "metrics.json").read_text())["validation"]["accuracy"]
-           for m in ("no_kd", "kd_tf", "multi_average")}
+    evaluated = json.loads((run / "reviews" / "eval" / "manifest.json").read_text())["models"]
+    val = {m["method"]: m["validation_metrics"]["accuracy"] for m in evaluated if m["type"] in ("single", "multi")}
+    assert list(val) == ["kd_tf", "multi_average"]
     best = max(val, key=lambda m: (val[m], -list(val).index(m)))
 
     inp, inputs = new_inputs(tmp_path, pairs)
@@ -105,6 +107,7 @@ def test_predict_and_export_agree(capsys, tmp_path, pairs, pooling):
     run_cli(capsys, "export", run, "--model", "no_kd", "--out", tmp_path / "exported")
     info = json.loads((tmp_path / "exported" / "mtkd_export.json").read_text())
     assert info["max_abs_logit_difference"] <= 1e-4 and info["pooling"] == ("cls" if pooling == "cls" else "mean")
+    assert (info["method"], info["seed"], info["precision"], info["argmax_agreement"]) == ("no_kd", 42, "no", 1.0)
     assert (tmp_path / "exported" / "modeling_mtkd.py").is_file() == (pooling != "cls")
     labels = pipeline_labels(tmp_path / "exported", inputs, pairs)
     assert labels == [r["pred"] for r in read_preds(tmp_path / "no_kd.csv")]
@@ -144,13 +147,13 @@ def test_predict_refusals(capsys, tmp_path):
         assert err.count("\n") == 1 and phrase in err, err
     refused(["predict", run, "--model", "no_kd", "--input", inp], "has no saved weights")
     refused(["predict", run, "--model", "multi_x", "--input", inp], "no student 'multi_x'")
-    refused(["predict", run, "--input", inp], "no trained student with saved weights")
+    refused(["predict", run, "--input", inp], "no single- or multi-teacher student with a validation metric")
     (tmp_path / "wrong.csv").write_text("body\nhello\n")
     run_cli(capsys, "run", cfg, "--out", run, "distill.single_teacher=false", "distill.strategies=[]", "--recompute")
-    refused(["predict", run, "--input", tmp_path / "wrong.csv"], "missing column 'text'; found body")
+    refused(["predict", run, "--model", "no_kd", "--input", tmp_path / "wrong.csv"], "missing column 'text'; found body")
     (tmp_path / "exp").mkdir()
     (tmp_path / "exp" / "x").write_text("keep me")
-    refused(["export", run, "--out", tmp_path / "exp"], "exists and is not an empty folder")
+    refused(["export", run, "--model", "no_kd", "--out", tmp_path / "exp"], "exists and is not an empty folder")
     assert (tmp_path / "exp" / "x").read_text() == "keep me"
 
 
@@ -171,7 +174,7 @@ def test_demo_from_one_file_predict_and_export_agree(capsys, tmp_path):
     assert data["carve"]["eval"]["n"] == 120
     out = run_cli(capsys, "export", run, "--out", tmp_path / "exported")
     method = out.split("(reviews/")[1].split(")")[0]
-    assert method in ("no_kd", "multi_average")
+    assert method == "multi_average"   # the only single/multi student: no_kd is never the default
     labels = pipeline_labels(tmp_path / "exported", inputs)
     assert labels == [r["pred"] for r in read_preds(tmp_path / "preds.csv")]
 

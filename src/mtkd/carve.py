@@ -19,6 +19,9 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+# bumped when what this module computes changes meaning; student/teacher stage keys record it (stages.algorithm)
+VERSION = 1
+
 
 def allocate(counts: np.ndarray, n: int) -> np.ndarray:
     """Split `n` over classes in proportion to `counts` (largest remainder); never more than a class has."""

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import runtime, sparsity, stages
+from . import carve as _carve, fusion as _fusion, losses as _losses, recipe as _recipe, runtime, sparsity, stages
+from . import teachers as _teachers, train as _train
 from .config import RunConfig, dump_yaml, first_seeds, load_config, seeds_of, teacher_fields, to_dict, validate
 from .errors import MtkdError
 from .faults import failpoint
@@ -159,6 +160,8 @@ class Run:
                     for t in self.cfg.teachers:
                         v._logits_stage(task, t)
                         v.flag_chance_teacher(task, t)
+                for t in self.cfg.teachers:   # once per teacher and task (the run seed's teacher)
+                    self.flag_in_sample_teacher(task, t)
             for v in views:
                 for s in planned_students(self.cfg):
                     if upto >= wanted[s.type]:
@@ -255,7 +258,8 @@ class Run:
         # Only the fields the teacher's kind reads (config.teacher_fields): an HF-only change keeps TF-IDF teachers.
         fps = task.fingerprints()
         key = {"teacher": teacher_fields(t), "seed": self._teacher_seed(t), "label_names": task.label_names,
-               "fingerprints": {"train": fps["train"], "validation": fps["validation"]}}
+               "fingerprints": {"train": fps["train"], "validation": fps["validation"]},
+               stages.ALGORITHM: stages.algorithm(_teachers, _carve, *((_train,) if t.kind in ("hf", "cnn") else ()))}
         if t.kind in ("hf", "cnn"):   # the kinds trained with train.py's batches
             key["length_grouping"] = self.cfg.length_grouping
             key.update(self._runtime_key())
@@ -323,6 +327,29 @@ class Run:
                       f"{score:.2f}; always predicting '{task.label_names[label]}' gives {chance:.2f}): it probably "
                       f"did not learn (diverged?); check its lr, epochs and data")
 
+    def flag_in_sample_teacher(self, task: TaskData, t) -> None:
+        """One warning line when a teacher's train logits are in-sample (it labels rows it was fitted on, so
+        its soft labels on train are over-confident; `crossfit: k` makes them out-of-fold) or of unknown
+        provenance (a checkpoint or score files made elsewhere); one more when its validation metric is far
+        above its eval metric (VALIDATION_GAP): it may have been trained on the validation rows."""
+        where = train_logits_provenance(t)
+        if where == "in-sample":
+            self.warn(f"teacher {t.name} on {task.name}: its train logits are in-sample (it labels the rows it was "
+                      f"fitted on); set crossfit: k for out-of-fold soft labels")
+        elif where == "unknown":
+            self.warn(f"teacher {t.name} on {task.name}: its train logits come from a model trained elsewhere; if it "
+                      f"saw this train split (or the validation carved from it) its soft labels and validation "
+                      f"scores are in-sample")
+        val, ev = task.splits["validation"], task.splits["eval"]
+        score = {split: compute_metrics(sp.labels, self.teacher_logits(task, [t.name], split)[0].argmax(1),
+                                        task.num_labels, task.pos_label)[task.metric] for split, sp in
+                 (("validation", val), ("eval", ev))}
+        gap = score["validation"] - score["eval"]
+        if gap > validation_gap_threshold(score["eval"], len(val), len(ev)):
+            self.warn(f"teacher {t.name} on {task.name}: validation {task.metric} {score['validation']:.2f} is "
+                      f"{gap:.2f} points above eval ({score['eval']:.2f}): it may have been trained on the "
+                      f"validation rows (a checkpoint fine-tuned on the whole train split?)")
+
     def teacher_logits(self, task: TaskData, names, split: str) -> np.ndarray:
         """[K, N, C] verified cached logits of teachers `names` on `split` (transfer and extra sets too)."""
         fps, n_split = task.all_fingerprints(), len(task.teacher_splits()[split])
@@ -337,7 +364,8 @@ class Run:
         if not st.sparsity:               # dense: the sparsity settings do not touch it (older caches stay valid)
             student = {k: v for k, v in student.items() if not k.startswith("sparsity")}
         key = {"student": student, "method": s.method, "seed": cfg.seed, "label_names": task.label_names,
-               "fingerprints": task.fingerprints(), "length_grouping": cfg.length_grouping, **self._runtime_key()}
+               "fingerprints": task.fingerprints(), "length_grouping": cfg.length_grouping, **self._runtime_key(),
+               stages.ALGORITHM: stages.algorithm(_fusion, _losses, _recipe, _train, _carve)}
         transfer = self.uses_transfer(task, s)
         read = {f"{split}.npy" for split in (*SPLITS, *(["transfer"] if transfer else []))}   # teacher files it reads
         if s.type != "baseline":   # the metric picks the `weighted` teacher scores
@@ -539,8 +567,9 @@ class Run:
                 return {"extra_files": files, "extra_metrics": metrics}
 
             models, train_files = [], {}
+            provenance = {t.name: train_logits_provenance(t) for t in self.cfg.teachers}
             for n, per in teachers.items():
-                models.append(entry(n, "teacher", per, teacher_split))
+                models.append({**entry(n, "teacher", per, teacher_split), "train_logits": provenance.get(n, "unknown")})
                 train_files[n] = f"{n}.train.npy"   # the run seed's teacher: what its students were distilled from
                 save_npy(tmp / train_files[n], teacher_split(next(iter(per.values())), "train"))
             for s, per in students.items():
@@ -681,6 +710,27 @@ def eval_ece(logits: np.ndarray, labels: np.ndarray) -> float:
 
 
 CHANCE_MARGIN = 1.0   # points: a teacher within this of the best constant prediction is flagged
+
+
+def train_logits_provenance(t) -> str:
+    """Whose rows a teacher's train logits were computed on: 'out-of-fold' (cross-fitted), 'in-sample'
+    (fitted here on the train split it labels), 'unknown' (`kind: logits` files, or an HF checkpoint used as
+    it is with epochs 0: trained elsewhere, possibly on this train split and the validation carved from it)."""
+    if t.crossfit:
+        return "out-of-fold"
+    if t.kind == "logits" or (t.kind == "hf" and t.epochs == 0):
+        return "unknown"
+    return "in-sample"
+
+
+def validation_gap_threshold(eval_score: float, n_validation: int, n_eval: int) -> float:
+    """Points by which a teacher's validation metric may exceed its eval metric before it is flagged:
+    max(5, 3 standard errors of the difference of two independent proportions at the eval score). A teacher
+    that saw the validation rows typically scores near-perfectly there; an honest one differs from eval only
+    by sampling noise (about 1 se) and a mild shift between the carve and the eval split."""
+    p = min(max(eval_score / 100.0, 0.01), 0.99)
+    se = 100.0 * math.sqrt(p * (1 - p) * (1 / max(n_validation, 1) + 1 / max(n_eval, 1)))
+    return max(5.0, 3.0 * se)
 
 
 def chance_level(labels: np.ndarray, num_labels: int, metric: str, pos_label: int = 1) -> tuple[float, int]:

@@ -20,6 +20,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+# bumped when what this module computes changes meaning; student/teacher stage keys record it (stages.algorithm)
+VERSION = 1
+
 
 @dataclass(frozen=True)
 class FusionContext:

@@ -26,6 +26,9 @@ from .losses import kd_loss
 from .tasks import compute_metrics
 from .train import forward, sorted_batches
 
+# bumped when what this module computes changes meaning; student/teacher stage keys record it (stages.algorithm)
+VERSION = 1
+
 # idx LongTensor [B] -> teacher logits float32 [K, B, C]
 Source = Callable[[torch.Tensor], torch.Tensor]
 

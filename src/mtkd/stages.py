@@ -24,6 +24,41 @@ from .io import atomic_write_json, read_json, sha256_file, sha256_json
 MANIFEST = "manifest.json"
 
 
+ALGORITHM = "algorithm"   # the key field naming the versions of the code whose semantics a stage's output has
+
+
+def algorithm(*modules) -> dict[str, int]:
+    """{module: its VERSION} for the key field ALGORITHM. Each module that decides what a stage computes
+    (fusion, losses, recipe, train, carve, teachers) has a VERSION that is bumped when its semantics change;
+    a finished stage whose key differs only there is outdated and rebuilt (run()), never reused or linked."""
+    return {m.__name__.rsplit(".", 1)[-1]: int(m.VERSION) for m in modules}
+
+
+def _algorithms(key, path="") -> dict:
+    """{path: versions} of every ALGORITHM field in a key, at any depth (a logit stage's key holds its
+    teacher's)."""
+    if not isinstance(key, dict):
+        return {}
+    out = {path: key[ALGORITHM]} if ALGORITHM in key else {}
+    for k, v in key.items():
+        if k != ALGORITHM:
+            out.update(_algorithms(v, f"{path}.{k}" if path else str(k)))
+    return out
+
+
+def _outdated(folder: Path, key: dict) -> str | None:
+    """What differs when `folder` was built by code of other algorithm versions than `key` asks for (its
+    output is then outdated whatever else changed: rebuilt, never refused as stale); else None."""
+    try:
+        old = read_json(folder / MANIFEST)["key"]
+    except (ValueError, KeyError, TypeError, OSError):
+        return None
+    was, now = _algorithms(old), _algorithms(_canonical(key))
+    if not now or was == now:
+        return None
+    return _first_difference(was, now) or "algorithm versions"
+
+
 def versions() -> dict[str, str]:
     import importlib.metadata as md
     out = {"python": platform.python_version()}
@@ -121,7 +156,10 @@ def run(folder: Path, key: dict, build: Callable[[Path, Path], dict | None], rec
             runtime.barrier()
             return read_json(folder / MANIFEST)
     if stale and not recompute:
-        raise MtkdError(f"{stale}; pass --recompute to rebuild it")
+        outdated = runtime.broadcast(_outdated(folder, key) if main else None)
+        if not outdated:
+            raise MtkdError(f"{stale}; pass --recompute to rebuild it")
+        log(f"  outdated {folder} (built by other code: {outdated}): rebuilding")
     key = _canonical(key)
     tmp = folder.with_name(f".{folder.name}.tmp")
     work = folder.with_name(f".{folder.name}.work-{sha256_json(key)[:12]}")

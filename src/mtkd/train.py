@@ -31,6 +31,9 @@ from . import runtime
 from .faults import failpoint
 from .models import Encoded
 
+# bumped when what this module computes changes meaning; student/teacher stage keys record it (stages.algorithm)
+VERSION = 1
+
 # loss_fn(student_logits [B, C], features [B, H] or None, idx LongTensor [B]) -> (loss, parts). `parts`
 # (0-d or 1-d tensors: the KD and CE terms, gate weights, ...) is what the tracker logs. A loss_fn with a
 # `set_progress(fraction)` method is told step / total before every update (e.g. recipe.Recipe).

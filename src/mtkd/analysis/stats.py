@@ -9,9 +9,13 @@
 - `percentile_ci`: the 95% percentile interval of a bootstrap distribution (of a difference, a gap closed).
 - `permutation_p`: the paired approximate-randomization test (Yeh 2000; Dror et al. 2018) of the difference
   of two models' official metric, averaged over seed pairs: each permutation swaps the two models'
-  predictions on each example with probability 1/2 (independently per seed pair), so it tests the metric the
-  interval is about (an F1 loss from a threshold shift shows, which a right/wrong test such as McNemar's
-  cannot see). For accuracy it is the randomization form of McNemar's test.
+  predictions on each example with probability 1/2, **one coin per example shared by every seed pair**
+  (the null is that the two methods are exchangeable on an example, whatever the seed), so it tests the
+  metric the interval is about (an F1 loss from a threshold shift shows, which a right/wrong test such as
+  McNemar's cannot see). For accuracy at one seed it is the randomization form of McNemar's test. An
+  independent coin per seed pair would treat S seeds as S independent eval sets: seeds of two students
+  disagree on the same examples, so that null is about sqrt(S) too narrow (at 3 seeds, p <= 0.05 in ~20% of
+  repeats under a population null; tests/test_stats.py simulates it).
 - `holm`: Holm's step-down correction (statsmodels `multipletests`).
 
 Everything is deterministic: resamples come from `numpy.random.default_rng(seed)`.
@@ -98,15 +102,16 @@ def percentile_ci(samples, level: float = LEVEL) -> tuple[float, float]:
 def permutation_p(labels, pairs, metric: str, n_classes: int, n_permutations: int = N_RESAMPLES, seed=SEED,
                   chunk: int = CHUNK, pos_label: int = 1) -> float:
     """Two-sided p-value of mean_s[metric(a_s) - metric(b_s)] over the seed pairs `pairs` = [(a_s, b_s)]
-    (predicted classes, int [N] each, on the same examples `labels`): the share of random swaps of a_s and
-    b_s per example (independent per pair) whose mean difference is at least as far from 0 as the observed
-    one, counting the observed arrangement ((1 + hits) / (1 + n_permutations)). Only examples where a_s and
-    b_s differ can change a confusion matrix, so only they are drawn. Identical models: 1."""
+    (predicted classes, int [N] each, on the same examples `labels`): the share of random swaps whose mean
+    difference is at least as far from 0 as the observed one, counting the observed arrangement
+    ((1 + hits) / (1 + n_permutations)). A swap exchanges a_s[i] and b_s[i] for every pair s at once (one
+    coin per example i, shared by the seed pairs). Only examples where a_s and b_s differ change a
+    confusion matrix. Identical models: 1."""
     if not pairs:
         return math.nan
     labels = np.asarray(labels, dtype=np.int64)
     cells, rng = n_classes ** 2, np.random.default_rng(seed)
-    parts = []   # per pair: (confusion of a, confusion of b, D = onehot(b) - onehot(a) over the discordant examples)
+    parts = []   # per pair: (confusion of a, confusion of b, discordant examples d, D = onehot(b) - onehot(a) on d)
     for a, b in pairs:
         a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
         conf_a, conf_b = confusion(labels, a, n_classes).ravel(), confusion(labels, b, n_classes).ravel()
@@ -114,22 +119,25 @@ def permutation_p(labels, pairs, metric: str, n_classes: int, n_permutations: in
         diff = np.zeros((len(d), cells), dtype=np.float32)
         diff[np.arange(len(d)), labels[d] * n_classes + b[d]] += 1.0
         diff[np.arange(len(d)), labels[d] * n_classes + a[d]] -= 1.0
-        parts.append((conf_a.astype(np.float64), conf_b.astype(np.float64), diff))
+        parts.append((conf_a.astype(np.float64), conf_b.astype(np.float64), d, diff))
     shape = (n_classes, n_classes)
 
-    def mean_diff(conf_a, conf_b):   # [..., C*C] each -> mean over pairs of the metric difference
+    def mean_diff(conf_a, conf_b):   # [..., C*C] each -> the metric difference
         return (metric_from_confusion(conf_a.reshape(*conf_a.shape[:-1], *shape), metric, pos_label)
                 - metric_from_confusion(conf_b.reshape(*conf_b.shape[:-1], *shape), metric, pos_label))
 
-    observed = float(np.mean([mean_diff(ca, cb) for ca, cb, _ in parts]))
-    if all(not len(d) for _, _, d in parts):
+    observed = float(np.mean([mean_diff(ca, cb) for ca, cb, _, _ in parts]))
+    used = np.unique(np.concatenate([d for _, _, d, _ in parts]))   # examples discordant in some pair
+    if not len(used):
         return 1.0
+    where = [np.searchsorted(used, d) for _, _, d, _ in parts]       # each pair's discordant examples among them
     hits = 0
     for start in range(0, n_permutations, chunk):
         r = min(chunk, n_permutations - start)
+        coins = rng.random((r, len(used))) < 0.5                        # one coin per example, every pair
         total = np.zeros(r)
-        for conf_a, conf_b, diff in parts:
-            moved = (rng.random((r, len(diff))) < 0.5).astype(np.float32) @ diff   # [r, C*C], exact integers
+        for (conf_a, conf_b, _, diff), w in zip(parts, where):
+            moved = coins[:, w].astype(np.float32) @ diff                # [r, C*C], exact integers
             total += mean_diff(conf_a + moved, conf_b - moved)
         hits += int(np.sum(np.abs(total / len(parts)) >= abs(observed) - 1e-9))
     return (1 + hits) / (1 + n_permutations)

@@ -11,6 +11,9 @@ import numpy as np
 from ..config import TeacherConfig
 from ..errors import MtkdError
 
+# bumped when what this module computes changes meaning; student/teacher stage keys record it (stages.algorithm)
+VERSION = 1
+
 
 class Teacher(Protocol):
     label_names: tuple[str, ...]

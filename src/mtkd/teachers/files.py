@@ -214,8 +214,15 @@ def _text_columns(texts) -> list[str]:
 
 def export_data(config_path, out: Path, fmt: str = "csv") -> list[Path]:
     """What a teacher elsewhere must score: per task, `<split>.csv|jsonl` (the text columns a logits
-    teacher is matched by, and the gold label's name) and `fingerprints.json` (label names and each
-    split's fingerprint, for .npy sidecars). Loads the data as a run of `config_path` would."""
+    teacher is matched by) and `fingerprints.json` (label names and each split's fingerprint, for .npy
+    sidecars). Loads the data as a run of `config_path` would.
+
+    Only `train` carries the gold `label` column: a teacher trains on train's labels, as the local
+    teachers do (hf, cnn and tfidf fit on train alone; validation is never fitted on by a teacher).
+    Validation, eval, the transfer set and the extra eval sets are written without it: those files go
+    to an outside scorer, and validation's labels select and weight the teachers (fusion weights,
+    calibration, teacher scores) while eval's are the reported numbers, so neither may be seen by what
+    they judge."""
     from ..config import load_config
     from ..io import atomic_write_text
     from ..tasks import load_task
@@ -226,14 +233,16 @@ def export_data(config_path, out: Path, fmt: str = "csv") -> list[Path]:
         task = load_task(tcfg)
         folder = Path(out) / task.name
         for split, s in task.teacher_splits().items():   # + transfer (no label) and extra eval sets
+            labelled = split == "train"   # the only gold labels that leave mtkd (see above)
             cols = _text_columns(s.texts)
-            rows = [{**dict(zip(cols, t)), "label": task.label_names[y] if y >= 0 else ""}
+            rows = [{**dict(zip(cols, t)), **({"label": task.label_names[y]} if labelled else {})}
                     for t, y in zip(s.texts, s.labels.tolist())]
+            cols += ["label"] if labelled else []
             if fmt == "jsonl":
                 text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
             else:
                 buf = io.StringIO()
-                w = csv.DictWriter(buf, [*cols, "label"], lineterminator="\n")
+                w = csv.DictWriter(buf, cols, lineterminator="\n")
                 w.writeheader()
                 w.writerows(rows)
                 text = buf.getvalue()
