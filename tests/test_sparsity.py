@@ -143,6 +143,30 @@ def test_sparsity_is_in_the_student_key_only_when_sparse(sparse_run, monkeypatch
         "sparsity_structured": False}
 
 
+def test_auto_temperature_records_the_chosen_points_sparsity(tmp_path, monkeypatch):
+    """temperature: auto trains one sparse student per grid value; the manifest's sparsity is that of the
+    validation-best one (the k-th pruner's record for the k-th grid value), not of the last one trained."""
+    from mtkd import experiments
+    made = []
+
+    class Recording(sparsity.Pruner):
+        def finish(self):
+            made.append(len(made))
+            return {**super().finish(), "grid_index": made[-1]}
+    monkeypatch.setattr(experiments.sparsity, "from_config",
+                        lambda model, st: Recording(model, st.sparsity, st.sparsity_schedule, st.sparsity_start,
+                                                    st.sparsity_end, st.sparsity_structured))
+    cfg = tmp_path / "auto.yaml"
+    cfg.write_text(TINY.replace("baseline: true", "baseline: false, temperature: auto, temperature_grid: [1, 4, 8]")
+                   .replace("save_model: true", "save_model: false"))
+    out = tmp_path / "r"
+    assert main(["distill-multi", str(cfg), "--out", str(out)]) == 0
+    m = json.loads((out / "demo" / "students" / "multi_average" / "manifest.json").read_text())
+    grid = [float(t) for t in m["temperature_grid_validation"]]
+    assert len(made) == 3 and m["sparsity"]["grid_index"] == grid.index(float(m["temperature"]))
+    assert m["sparsity"]["grid_index"] != 2, "the seeded run should pick an earlier grid point, or the test cannot fail"
+
+
 def test_kill_and_resume_a_sparse_student_is_bit_identical(sparse_run, tmp_path):
     """Killed inside the sparse student's second epoch (after its first checkpoint), the rerun resumes with the
     checkpointed masks and ends with the same logits as the uninterrupted run."""

@@ -228,6 +228,19 @@ def test_csv_rows_are_matched_by_text_in_any_order(tmp_path, demo):
     np.testing.assert_allclose(t.logits(list(reversed(va.texts[:3]))), z[:3][::-1], atol=1e-5)
 
 
+def test_texts_that_differ_only_in_whitespace_keep_their_own_scores(tmp_path):
+    """'good' and 'good ' are two examples: each gets its own row (stripping merged them into one); a text
+    found only with other whitespace is refused with a hint."""
+    from mtkd.errors import MtkdError
+    from mtkd.tasks import Split
+    (tmp_path / "s.csv").write_text("text,negative,positive\ngood,0.1,0.9\ngood ,0.8,0.2\n")
+    t = file_teacher({s: tmp_path / "s.csv" for s in ("train", "validation", "eval")}, "probs")
+    z = t.split_logits("validation", Split([("good",), ("good ",)], np.array([1, 0])))
+    np.testing.assert_allclose(np.exp(z), [[0.1, 0.9], [0.8, 0.2]], atol=1e-6)
+    with pytest.raises(MtkdError, match="other surrounding whitespace"):
+        t.split_logits("validation", Split([(" good",)], np.array([1])))
+
+
 def test_jsonl_sentence_pairs_with_probabilities(tmp_path):
     import json
     pairs = Split([("a cat", "a dog"), ("the sun", "the moon")], np.array([0, 1]))

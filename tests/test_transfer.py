@@ -198,6 +198,22 @@ def test_transfer_file_reads_text_columns_only_and_drops_held_out_content(tmp_pa
                                      "dropped_overlap": 2}
 
 
+def test_transfer_file_drops_what_an_extra_eval_set_holds(tmp_path):
+    """A transfer text equal to (or containing) an extra eval set's text is dropped like a validation/eval one:
+    otherwise the student would be distilled on teacher labels of exactly the out-of-domain texts it is scored on."""
+    (tmp_path / "train.csv").write_text("text,label\n" + "".join(f"t{i} x,{'ab'[i % 2]}\n" for i in range(40)))
+    (tmp_path / "eval.csv").write_text("text,label\nthe cat sat,a\n")
+    (tmp_path / "ood.csv").write_text("text,label\nrain all week,b\n")
+    (tmp_path / "more.tsv").write_text("text\nnew one\nrain all week\nit was rain all week long\nnew two\n")
+    task_cfg = {"name": "toy", "train_file": str(tmp_path / "train.csv"), "eval_file": str(tmp_path / "eval.csv"),
+                "transfer_file": str(tmp_path / "more.tsv"),
+                "extra_eval": [{"name": "ood", "file": str(tmp_path / "ood.csv")}]}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"tasks": [task_cfg], "teachers": [{"name": "t", "kind": "tfidf"}]}))
+    task = load_task(load_config(tmp_path / "c.yaml").tasks[0])
+    assert task.transfer.texts == [("new one",), ("new two",)]
+    assert task.info["transfer"]["dropped_overlap"] == 2
+
+
 def test_extra_eval_in_the_eval_manifest(runs):
     """eval/manifest.json follows COORD.md: extra_eval at the top, extra_files / extra_metrics per model (run
     seed); the files are the teachers' logits/<t>/ood.npy and the students' logits_ood.npy; metrics by hand."""

@@ -445,16 +445,17 @@ class Run:
             model = train(model, data, spec, recipe, work / f"T{T:g}" if len(grid) > 1 else work, recipe.gate,
                           recipe.wants_features, desc=f"{task.name} {s.method}" + (f" T={T:g}" if len(grid) > 1 else ""),
                           on_step=pruner and pruner.on_step, evaluate=self._validation_metric(task, encoded["validation"]))
-            if pruner:   # masks folded in: what is evaluated and saved is the pruned student
-                info["sparsity"] = pruner.finish()
+            pruned = pruner.finish() if pruner else None   # masks folded in: the pruned student is evaluated and saved
             val_logits = predict(model, encoded["validation"], cfg.eval_batch_size)
             score = compute_metrics(task.splits["validation"].labels, val_logits.argmax(1), task.num_labels,
                                     task.pos_label)[task.metric]
             if len(grid) > 1:
                 info.setdefault("temperature_grid_validation", {})[f"{T:g}"] = score
             if best is None or score > best[0]:
-                best = (score, T, model, recipe)
-        _, T, model, recipe = best
+                best = (score, T, model, recipe, pruned)
+        _, T, model, recipe, pruned = best
+        if pruned is not None:   # the chosen grid point's sparsity, not the last one's
+            info["sparsity"] = pruned
         if s.type != "baseline":
             info["temperature"] = T
         metrics = {}

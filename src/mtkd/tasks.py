@@ -231,11 +231,11 @@ def load_task(cfg: TaskConfig) -> TaskData:
     train_split, val_split, _, info["validation"] = _carve(train_split, train_groups, cfg.validation_fraction, cfg,
                                                            containment, SPLIT_SEED, "validation")
     splits = {"train": train_split, "validation": val_split, "eval": eval_split}
-    transfer = None
-    if cfg.transfer_file or cfg.transfer_from_train:
-        transfer, info["transfer"] = _transfer(cfg, unused, [*val_split.texts, *eval_split.texts], train_split.texts,
-                                               bool(containment))
     extra = {e.name: _extra_eval(cfg, e, label_names) for e in cfg.extra_eval or []}
+    transfer = None
+    if cfg.transfer_file or cfg.transfer_from_train:   # nothing any scored split holds may be distilled
+        held_out = [*val_split.texts, *eval_split.texts, *(t for x in extra.values() for t in x.texts)]
+        transfer, info["transfer"] = _transfer(cfg, unused, held_out, train_split.texts, bool(containment))
     if extra:
         info["extra_eval"] = {k: {"n": len(v), "file": e.file} for (k, v), e in zip(extra.items(), cfg.extra_eval)}
     return TaskData(cfg.name, tuple(label_names), metric, splits, pos_label, info, transfer, extra)
@@ -243,7 +243,7 @@ def load_task(cfg: TaskConfig) -> TaskData:
 
 def _transfer(cfg: TaskConfig, unused: list[tuple[str, ...]], held_out: list[tuple[str, ...]], train, containment: bool):
     """(transfer Split with labels -1, its record). From `transfer_file` (text columns only), or a seeded
-    sample of `transfer_from_train` of the `unused` train rows. Texts that carry validation or eval content
+    sample of `transfer_from_train` of the `unused` train rows. Texts that carry validation, eval or extra eval content
     (equal to one; with containment also containing one, or inside one and in no train text: see
     carve.held_out_content) are dropped first, so no held-out content is distilled."""
     where = f"task '{cfg.name}'"
@@ -264,10 +264,11 @@ def _transfer(cfg: TaskConfig, unused: list[tuple[str, ...]], held_out: list[tup
         if n > len(clean):
             raise MtkdError(f"{where}: transfer_from_train: {n} exceeds the {len(clean)} train rows left unused by "
                             f"max_train_examples ({len(unused)} unused, {int(leaks.sum())} of them sharing content with "
-                            f"validation/eval)")
+                            f"validation/eval/extra eval sets)")
         clean = [clean[i] for i in np.sort(np.random.default_rng(SPLIT_SEED + 2).choice(len(clean), n, replace=False))]
     if not clean:
-        raise MtkdError(f"{where}: every transfer text shares content with validation/eval (carve.held_out_content); "
+        raise MtkdError(f"{where}: every transfer text shares content with validation/eval/extra eval sets "
+                        f"(carve.held_out_content); "
                         f"nothing is left")
     record = {**source, "n": len(clean), "dropped_overlap": int(leaks.sum())}
     return Split(clean, np.full(len(clean), -1, dtype=np.int64)), record

@@ -81,7 +81,17 @@ def to_logits(scores: np.ndarray, kind: str, where: str) -> np.ndarray:
 
 
 def _text_key(parts) -> tuple[str, ...]:
-    return tuple(str(p).strip() for p in parts)
+    """Texts are matched exactly: two texts that differ only in whitespace are two examples with their own
+    scores (stripping would give both the scores of whichever row came last)."""
+    return tuple(str(p) for p in parts)
+
+
+def _missing_hint(missing: tuple[str, ...], table: dict) -> str:
+    """A hint when a missing text is in the file with other surrounding whitespace."""
+    loose = {tuple(p.strip() for p in k) for k in table}
+    if tuple(p.strip() for p in missing) in loose:
+        return " (it is in the file with other surrounding whitespace: texts must match exactly, as export-data writes them)"
+    return ""
 
 
 def read_text_scores(path: Path, label_names, where: str) -> dict:
@@ -146,7 +156,8 @@ class FileTeacher:
         missing = [k for k in keys if k not in table]
         if missing:
             raise MtkdError(f"{where}: {len(missing)} of {len(keys)} {split} examples not found by text "
-                            f"(first: {' | '.join(missing[0])[:80]!r}); export them with mtkd export-data")
+                            f"(first: {' | '.join(missing[0])[:80]!r}){_missing_hint(missing[0], table)}; export them "
+                            f"with mtkd export-data")
         return to_logits(np.stack([table[k] for k in keys]) if keys else np.zeros((0, len(self.label_names))),
                          self.cfg.scores, where)
 
