@@ -12,8 +12,9 @@ time of every stage per task, so a user knows what the study costs on their mach
 
 Every step is an ordinary mtkd command on RUN (cached: rerunning finishes only what is missing; a session that
 ends midway loses only the student being trained). RUN/timing.md (and .json): minutes per task and stage, one
-seed of every student, the compute of the whole study; --publish copies them. The sweeps run in RUN/sweep_base, a run of the sweep tasks
-whose stages are hard links to RUN's where RUN has them (`mtkd evaluate --reuse RUN`), at the run seed only
+seed of every student, the compute of the whole study; --publish copies them, with the report, the tables and
+the evidence they are computed from (DIR/evidence/<task>.npz + .json: `mtkd analyze DIR` works without RUN).
+The sweeps run in RUN/sweep_base, a run of the sweep tasks whose stages are hard links to RUN's where RUN has them (`mtkd evaluate --reuse RUN`), at the run seed only
 (--sweep-seeds all: at every seed of the config); a sweep point whose student has the key of one trained
 already (the base's T, a T x alpha cell that the T or alpha sweep had) links it too. Last line: ratio=<minutes to train one seed of every student / 60> (the goal: <= 1).
 """
@@ -131,7 +132,9 @@ def sweep_singles(best: list[str], base: Path) -> list[str]:
 
 def publish(run: Path, dest: Path, log) -> None:
     """The run's report (md + html; with DEST/findings.md, the hand-written findings, in it; without it, none),
-    config, master table and analysis, and every sweep's tables and plots at the paths the report links to."""
+    config, master table and analysis, every sweep's tables and plots at the paths the report links to, and the
+    evidence (DEST/evidence/<task>.npz + .json: every model's per-example logits, labels, fingerprints), so that
+    `mtkd analyze DEST` and `mtkd report DEST` recompute the same tables and report without the run folder."""
     dest.mkdir(parents=True, exist_ok=True)
     if (dest / "findings.md").is_file():
         shutil.copy2(dest / "findings.md", run / "findings.md")
@@ -144,13 +147,18 @@ def publish(run: Path, dest: Path, log) -> None:
     for sub in ("results", "analysis"):
         if (run / sub).is_dir():
             shutil.copytree(run / sub, dest / sub, dirs_exist_ok=True)
+    from mtkd.analysis.evidence import write_evidence
     from mtkd.report.build import sweep_folders
+    write_evidence(run, dest)
     for sweep in sweep_folders(run):   # the run's and the sweep base's, at the paths the report links to
         out = dest / sweep.relative_to(run)
         out.mkdir(parents=True, exist_ok=True)
         for f in sweep.iterdir():
             if f.is_file() and f.suffix in (".md", ".csv", ".png", ".json"):
                 shutil.copy2(f, out / f.name)
+        base = sweep.parent.parent   # a sweep base's run.json: what makes `mtkd report DEST` find its sweeps
+        if base != run and (base / "run.json").is_file():
+            shutil.copy2(base / "run.json", dest / base.relative_to(run) / "run.json")
 
 
 def main() -> None:
@@ -169,8 +177,8 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a config override for the main run and the sweep base, as mtkd run takes it (repeatable), "
                     "e.g. --set mixed_precision=bf16")
-    ap.add_argument("--publish", metavar="DIR", help="copy the report, tables, plots and sweeps into DIR "
-                    "(e.g. docs/results/study_cpu)")
+    ap.add_argument("--publish", metavar="DIR", help="copy the report, tables, plots and sweeps into DIR, with the "
+                    "evidence the tables are computed from (DIR/evidence; e.g. docs/results/study_cpu)")
     args = ap.parse_args()
     run = Path(args.out)
     from mtkd.config import load_config
@@ -231,7 +239,10 @@ def main() -> None:
     atomic_write_text(run / "timing.md", text)
     atomic_write_text(run / "timing.json", json.dumps(data, indent=2) + "\n")
     if args.publish:
-        publish(run, Path(args.publish), log)
+        try:
+            publish(run, Path(args.publish), log)
+        except MtkdError as e:
+            sys.exit(f"error: {e}")
     print("\n" + text, flush=True)   # the same table and totals as RUN/timing.md
     one_seed = data["one_seed_of_every_student_min"]
     print(f"ratio={one_seed / 60:.3f}")

@@ -169,3 +169,20 @@ def test_best_is_selected_on_validation():
     assert s["best_multi"]["method"] == "m_w" and s["best_student"]["method"] == "m_w"
     assert s["advantage_pp"] == -2.0                                # reported on eval: 76 - 78
     assert s["gap_closed_pct"]["m_w"] == pytest.approx(100 * 6 / 15)   # (76 - 70) / (85 - 70): teacher tb, not ta
+
+
+def test_steadiness_scores_the_tasks_positive_class():
+    """The steadiness table's metric is the task's official one with its pos_label: here binary F1 of class 0
+    (label order [duplicate, not_duplicate], the positive class first), not of class 1.
+    gold 0 0 0 1 1 1 1 1; seed 1 predicts 0 0 1 1 1 1 1 0: class 0 TP 2, FN 1, FP 1 -> F1 4/6 = 66.67 %
+    (class 1: 8/10 = 80 %); seed 2 predicts 0 1 1 1 1 1 1 1: class 0 TP 1, FN 2 -> F1 2/4 = 50 % (class 1: 83.33 %).
+    Mean 58.33, sample sd 16.67 / sqrt(2) = 11.79, worst 50 at seed 2; the seeds differ on 2 of 8 examples: churn 25 %."""
+    from mtkd.analysis.run import _steadiness_rows
+    y = np.array([0, 0, 0, 1, 1, 1, 1, 1])
+    onehot = lambda p: np.eye(2)[p]   # noqa: E731
+    seeds = {1: onehot([0, 0, 1, 1, 1, 1, 1, 0]), 2: onehot([0, 1, 1, 1, 1, 1, 1, 1])}
+    m = Model("multi_average", "multi", seeds[1], 58.33, seeds=[1, 2], seed_logits=seeds)
+    t = TaskEval("dup", ["duplicate", "not_duplicate"], "f1", 2.0, y, [m], [], "eval", y, {}, Path("m"), pos_label=0)
+    [row] = _steadiness_rows([t])
+    assert row[:8] == ["dup", "multi_average", "multi", "2", "58.33", "11.79", "50.00", "2"]
+    assert row[8] == "25.00"

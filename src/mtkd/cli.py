@@ -90,10 +90,12 @@ def _parser() -> argparse.ArgumentParser:
     el.add_argument("--out", required=True, help="folder: <task>/<split>.npy + <split>.json sidecars")
     v = sub.add_parser("verify-logits", help="check every cached logit file of a run")
     v.add_argument("run_dir")
-    a = sub.add_parser("analyze", help="analysis tables and plots of a finished run")
+    a = sub.add_parser("analyze", help="analysis tables and plots of a finished run "
+                       "(or of a published folder with evidence/)")
     a.add_argument("run_dir")
     a.add_argument("--split", default="validation", help="split for teacher confidence (validation or eval)")
-    rp = sub.add_parser("report", help="report.md and report.html of a finished run")
+    rp = sub.add_parser("report", help="report.md and report.html of a finished run "
+                        "(or of a published folder with evidence/)")
     rp.add_argument("run_dir")
 
     def sweep_like(name, help_):

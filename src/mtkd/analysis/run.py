@@ -3,8 +3,8 @@ RUN/analysis/. The manifest is written last and lists the inputs (sha256 of each
 manifest), the tables and figures with their titles, and the sha256 of every output.
 
 Every "best" model is selected on validation (gap.best) and reported on eval; the verdicts come
-from the paired bootstrap of significance.py. Data flows one way: the analysis reads RUN/<task>/eval
-and writes RUN/analysis; the report (mtkd.report) only reads RUN/analysis and never imports this."""
+from the paired bootstrap of significance.py. Data flows one way: the analysis reads RUN/<task>/eval (in a
+published folder: its evidence/, the same arrays; analysis/evidence.py) and writes RUN/analysis; the report (mtkd.report) only reads RUN/analysis and never imports this."""
 from __future__ import annotations
 
 import hashlib
@@ -17,7 +17,7 @@ import numpy as np
 
 from mtkd.analysis import (agreement, calibration, confidence, diversity, failures, figures, gap, significance, slices,
                            stability)
-from mtkd.analysis.load import SPLITS, TaskEval, eval_manifests, load_run
+from mtkd.analysis.load import SPLITS, TaskEval, eval_manifests, input_digest, is_evidence, load_run
 from mtkd.io import atomic_write_bytes, atomic_write_text
 from mtkd.tasks import compute_metrics
 from mtkd.tables import Table, cell
@@ -56,7 +56,7 @@ def analyze(run_dir: Path, split: str = "validation", n_resamples: int = signifi
         "split": split,
         "selected_on": gap.SELECTED_ON,
         "n_resamples": n_resamples,
-        "inputs": {t.name: sha256(t.manifest_path) for t in tasks},
+        "inputs": {t.name: input_digest(t.manifest_path) for t in tasks},
         "tables": tables,
         "figures": figs,
         "outputs": {p.name: sha256(p) for p in written},
@@ -78,9 +78,9 @@ def analysis_problem(run_dir: Path) -> str | None:
     if man.get("format", 1) != ANALYSIS_FORMAT:
         return f"{man_path.parent} was written by another version of the analysis (format {man.get('format', 1)}, " \
                f"now {ANALYSIS_FORMAT})"
-    current = sorted(sha256(p) for p in manifests)
+    current = sorted(input_digest(p) for p in manifests)
     if sorted(man.get("inputs", {}).values()) != current or \
-            any(p.stat().st_mtime > man_path.stat().st_mtime for p in manifests):
+            any(p.stat().st_mtime > man_path.stat().st_mtime for p in manifests if not is_evidence(p)):
         return f"{man_path.parent} is older than the run's evaluation"
     gone = [f for f in man.get("outputs", {}) if not (man_path.parent / f).is_file()]
     return f"{man_path.parent / gone[0]} is missing" if gone else None
@@ -291,10 +291,9 @@ def _gate_table(tasks: list[TaskEval]):
     rows, teachers = [], None
     for t in tasks:
         for m in t.students:
-            path = t.manifest_path.parent / f"{m.method}.gate.json"
-            if not path.is_file():
+            g = t.gates.get(m.method)
+            if g is None:
                 continue
-            g = json.loads(path.read_text(encoding="utf-8"))
             teachers = teachers or g["teachers"]
             scopes = [("train", "", g["train"])] + [(f"train epoch {i + 1}", "", w) for i, w in enumerate(g["per_epoch"])]
             scopes += [("eval", str(sum(r["n"] for r in g["eval_regions"].values())), g["eval"])]
@@ -321,7 +320,8 @@ def _steadiness_rows(tasks: list[TaskEval]) -> list[list[str]]:
             if len(m.seed_logits) < 2:
                 continue
             preds = {s: lg.argmax(axis=1) for s, lg in m.seed_logits.items()}
-            score = {s: compute_metrics(t.labels, p, len(t.label_names))[t.metric] for s, p in preds.items()}
+            score = {s: compute_metrics(t.labels, p, len(t.label_names), t.pos_label)[t.metric]
+                     for s, p in preds.items()}
             st = stability.stability(score, preds)
             rows.append([t.name, m.method, m.type, str(st.n_seeds), cell(st.mean), cell(st.std), cell(st.worst),
                          str(st.worst_seed), cell(st.churn), cell(st.churn_low), cell(st.churn_high)])

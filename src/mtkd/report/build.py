@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 
 from mtkd.analysis.gap import verdict
-from mtkd.analysis.load import eval_manifests, read_config, transfer_lines
+from mtkd.analysis.load import eval_manifests, read_config, read_eval_manifest, task_name, transfer_lines
 from mtkd.analysis.run import analysis_problem
 from mtkd.errors import MtkdError
 from mtkd.io import atomic_write_text
@@ -36,7 +36,8 @@ def build_report(run_dir: Path) -> tuple[Path, Path]:
     run_dir = Path(run_dir)
     manifests = eval_manifests(run_dir)     # raises MtkdError if the run dir is missing
     if not manifests:
-        raise MtkdError(f"no evaluated task in {run_dir}: no <task>/eval/manifest.json found (run the evaluate stage first)")
+        raise MtkdError(f"no evaluated task in {run_dir}: no <task>/eval/manifest.json (run the evaluate stage first) "
+                        f"and no evidence/<task>.json (a published folder's evidence) found")
     problem = analysis_problem(run_dir)
     if problem:
         raise MtkdError(f"{problem}: run `mtkd analyze {run_dir}` first")
@@ -234,9 +235,9 @@ def coverage_lines(run_dir: Path, manifests: list[Path], config: dict) -> list[s
     distill = config.get("distill") or {}
     cfg_teachers = [t.get("name") for t in config.get("teachers") or [] if isinstance(t, dict) and t.get("name")]
     strategies = distill.get("strategies")
-    lines = []
+    lines, evaluated = [], set()
     for p in manifests:
-        man = json.loads(p.read_text(encoding="utf-8"))
+        man = read_eval_manifest(p)
         models = man.get("models", [])
         by_type = {k: [m for m in models if m.get("type") == k] for k in ("teacher", "baseline", "single", "multi")}
         teachers = [m["method"] for m in by_type["teacher"]]
@@ -259,14 +260,14 @@ def coverage_lines(run_dir: Path, manifests: list[Path], config: dict) -> list[s
         n_base = len(by_type["baseline"])
         has = (f"{len(teachers)} teacher{'s' if len(teachers) != 1 else ''}, {n_base} baseline{'s' if n_base != 1 else ''}, "
                f"{len(by_type['single'])} single-teacher and {len(by_type['multi'])} multi-teacher students")
-        task = man.get("task", p.parent.parent.name)
+        task = task_name(p, man)
+        evaluated.add(task)
         lines.append(f"{task}: {has}; " + (f"missing: {', '.join(missing)}." if missing else "nothing missing."))
         lines += transfer_lines(man)
         if man.get("extra_eval"):
             sets = ", ".join(f"{k} ({v['size']} examples)" for k, v in man["extra_eval"].items())
             lines.append(f"{task}: every model is also evaluated on the extra eval set(s) {sets} "
                          f"({task}/eval/manifest.json: extra_files, extra_metrics).")
-    evaluated = {p.parent.parent.name for p in manifests}
     for t in config.get("tasks") or []:
         name = t if isinstance(t, str) else (t or {}).get("name") if isinstance(t, dict) else None
         if name and name not in evaluated:

@@ -1,0 +1,151 @@
+"""Headroom: can several teachers teach more than the best one? Measured on the teachers' cached logits,
+before any student is trained (`mtkd headroom`).
+
+A multi-teacher student can at best learn what the teachers' combination knows beyond the best teacher.
+Per task and split (validation, eval) this module computes, from each teacher's logits [N, C]:
+- every teacher's official metric, and the **best teacher** (selected on validation);
+- the **teacher ensembles**: logit average (the `average` strategy's target at T = 1), probability average,
+  validation-weighted logit average (`weighted`: w_k = validation score / sum), majority vote (plurality of
+  the teachers' predicted classes; ties go to the tied class with the highest average probability);
+- the **oracle**: the gold label wherever some teacher predicts it, else the best teacher's prediction
+  (an upper bound no fusion of these teachers' predictions can pass);
+- the **pairwise error overlap** of the teachers: the share of examples both get wrong against the share
+  independence predicts (err_i x err_j); a ratio near 1 means their errors are unrelated (voices worth
+  hearing), a ratio of 1 / max(err) means one teacher's errors contain the other's;
+- **ensemble - best teacher** on each split with a paired bootstrap 95% CI (stats.bootstrap_metrics: the
+  same resamples of the examples for both), and a one-line reading of what it means for a student. The
+  headline ensemble is the one best on validation; its eval difference and CI are the reading's evidence.
+Metrics come from stats.metric_from_confusion (the task's metric and positive class, in %).
+"""
+from __future__ import annotations
+
+import math
+import zlib
+from itertools import combinations
+
+import numpy as np
+
+from . import stats
+
+ENSEMBLES = ("logit_average", "prob_average", "weighted", "majority_vote")
+COLUMNS = ["task", "split", "kind", "model", "metric", "value", "diff_vs_best", "ci_low", "ci_high", "n"]
+PAIR_COLUMNS = ["task", "split", "teacher_a", "teacher_b", "err_a", "err_b", "both_wrong", "expected_if_independent",
+                "ratio"]
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = np.asarray(z, dtype=np.float64)
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def score(labels, preds, metric: str, n_classes: int, pos_label: int = 1) -> float:
+    return float(stats.metric_from_confusion(stats.confusion(np.asarray(labels), np.asarray(preds), n_classes),
+                                             metric, pos_label))
+
+
+def ensemble_preds(logits: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
+    """{ensemble: predicted classes [N]} of the teachers' logits [K, N, C]; `weights` [K] for `weighted`."""
+    probs = softmax(logits)
+    w = np.clip(np.asarray(weights, dtype=np.float64), 0, None)
+    w = w / w.sum() if w.sum() > 0 else np.full(len(w), 1.0 / len(w))
+    votes = (logits.argmax(-1)[..., None] == np.arange(logits.shape[-1])).sum(0)      # [N, C] votes per class
+    return {"logit_average": logits.mean(0).argmax(-1),
+            "prob_average": probs.mean(0).argmax(-1),
+            "weighted": np.tensordot(w, logits, axes=1).argmax(-1),
+            "majority_vote": (votes + probs.mean(0) / 2).argmax(-1)}   # mean probability < 1 vote: breaks ties only
+
+
+def oracle_preds(logits: np.ndarray, labels: np.ndarray, best: int) -> np.ndarray:
+    """The gold label where some teacher predicts it, else the best teacher's prediction."""
+    preds = logits.argmax(-1)
+    return np.where((preds == labels[None, :]).any(0), labels, preds[best])
+
+
+def error_overlap(logits: np.ndarray, labels: np.ndarray, names) -> list[dict]:
+    """Per teacher pair: error rates, the share both get wrong and what independence predicts (in %)."""
+    wrong = logits.argmax(-1) != labels[None, :]
+    out = []
+    for i, j in combinations(range(len(names)), 2):
+        ei, ej, both = wrong[i].mean(), wrong[j].mean(), (wrong[i] & wrong[j]).mean()
+        expected = ei * ej
+        out.append({"teacher_a": names[i], "teacher_b": names[j], "err_a": 100 * ei, "err_b": 100 * ej,
+                    "both_wrong": 100 * both, "expected_if_independent": 100 * expected,
+                    "ratio": both / expected if expected > 0 else math.nan})
+    return out
+
+
+def task_headroom(name: str, teachers: dict[str, dict[str, np.ndarray]], labels: dict[str, np.ndarray], metric: str,
+                  n_classes: int, pos_label: int = 1, n_resamples: int = stats.N_RESAMPLES) -> dict:
+    """teachers: {teacher: {"validation": logits [N, C], "eval": logits}}; labels: {split: int [N]}.
+    Returns {"rows": [COLUMNS dicts], "pairs": [PAIR_COLUMNS dicts], "best_teacher", "headline": the eval
+    row of the validation-best ensemble, "reading": one line}."""
+    names = list(teachers)
+    val_scores = np.array([score(labels["validation"], teachers[n]["validation"].argmax(-1), metric, n_classes,
+                                 pos_label) for n in names])
+    best = int(val_scores.argmax())
+    rows, pairs, by_split = [], [], {}
+    for split in ("validation", "eval"):
+        y = np.asarray(labels[split], dtype=np.int64)
+        z = np.stack([np.asarray(teachers[n][split], dtype=np.float64) for n in names])
+        preds = {n: z[k].argmax(-1) for k, n in enumerate(names)}
+        ens = ensemble_preds(z, val_scores)
+        models = {**preds, **ens, "oracle": oracle_preds(z, y, best)}
+        boot = stats.bootstrap_metrics(y, {m: p[None, :] for m, p in models.items()}, metric, n_classes, n_resamples,
+                                       seed=[stats.SEED, zlib.crc32(f"{name}/{split}".encode())], pos_label=pos_label)
+        ref = score(y, preds[names[best]], metric, n_classes, pos_label)
+        for m, p in models.items():
+            kind = "teacher" if m in preds else ("oracle" if m == "oracle" else "ensemble")
+            value = score(y, p, metric, n_classes, pos_label)
+            low, high = (math.nan, math.nan) if m == names[best] else stats.percentile_ci(boot[m] - boot[names[best]])
+            row = {"task": name, "split": split, "kind": kind + (" (best)" if m == names[best] else ""), "model": m,
+                   "metric": metric, "value": value, "diff_vs_best": value - ref, "ci_low": low, "ci_high": high,
+                   "n": len(y)}
+            rows.append(row)
+            by_split.setdefault(split, {})[m] = row
+        pairs += [{"task": name, "split": split, **p} for p in error_overlap(z, y, names)]
+    chosen = max(ENSEMBLES, key=lambda e: (by_split["validation"][e]["value"], -ENSEMBLES.index(e)))
+    headline = by_split["eval"][chosen]
+    return {"rows": rows, "pairs": pairs, "best_teacher": names[best], "headline": headline,
+            "oracle": by_split["eval"]["oracle"], "reading": reading(headline, names[best], by_split["eval"]["oracle"])}
+
+
+def reading(head: dict, best: str, oracle: dict) -> str:
+    """One line: what the validation-best ensemble's eval difference from the best teacher means for a student."""
+    d, lo, hi = head["diff_vs_best"], head["ci_low"], head["ci_high"]
+    what = f"{head['model']} − {best} = {d:+.2f} pp [{lo:+.2f}, {hi:+.2f}] on eval"
+    if lo > 0:
+        return (f"{what}: the teachers together know more than the best one — a multi-teacher student has "
+                f"room to beat a single-teacher student (at most this much, usually less).")
+    if hi < 0:
+        return (f"{what}: the ensemble is worse than the best teacher — fusing these teachers pulls a student "
+                f"towards the weaker ones; distil from the best teacher (or weight it).")
+    return (f"{what}: no headroom resolved — expect a multi-teacher student to match, not beat, the best "
+            f"teacher's student (the oracle's +{oracle['diff_vs_best']:.2f} pp is what no fusion reaches).")
+
+
+def markdown(results: list[dict]) -> str:
+    """The headroom tables as Markdown: per task, one line of reading, then teachers / ensembles / oracle on
+    validation and eval, then the teachers' pairwise error overlap on eval."""
+    def cell(v, signed=False):
+        return "" if v is None or (isinstance(v, float) and math.isnan(v)) else (f"{v:+.2f}" if signed else f"{v:.2f}")
+    out = ["# Headroom: what the teachers know together beyond the best one", "",
+           "Selected on validation, reported on eval. Differences in points of the task's metric; 95% paired "
+           "bootstrap CIs over the examples. Ensembles: logit average, probability average, validation-weighted "
+           "logit average, majority vote; oracle = right wherever some teacher is right.", ""]
+    for r in results:
+        h = r["headline"]
+        out += [f"## {h['task']} ({h['metric']})", "", f"**{r['reading']}**", "",
+                "| model | kind | validation | eval | eval − best | 95% CI |", "|---|---|---:|---:|---:|---|"]
+        val = {x["model"]: x for x in r["rows"] if x["split"] == "validation"}
+        for x in (x for x in r["rows"] if x["split"] == "eval"):
+            ci = "" if math.isnan(x["ci_low"]) else f"[{cell(x['ci_low'], True)}, {cell(x['ci_high'], True)}]"
+            out.append(f"| {x['model']} | {x['kind']} | {cell(val[x['model']]['value'])} | {cell(x['value'])} | "
+                       f"{cell(x['diff_vs_best'], True)} | {ci} |")
+        out += ["", "| teachers (eval) | errors a / b % | both wrong % | if independent % | ratio |",
+                "|---|---|---:|---:|---:|"]
+        for p in (p for p in r["pairs"] if p["split"] == "eval"):
+            out.append(f"| {p['teacher_a']} · {p['teacher_b']} | {cell(p['err_a'])} / {cell(p['err_b'])} | "
+                       f"{cell(p['both_wrong'])} | {cell(p['expected_if_independent'])} | {cell(p['ratio'])} |")
+        out.append("")
+    return "\n".join(out)

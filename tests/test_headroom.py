@@ -1,0 +1,96 @@
+"""Headroom (analysis/headroom.py) on hand-computed cases: ensembles, oracle, error overlap, the CI and the reading."""
+import math
+
+import numpy as np
+import pytest
+
+from mtkd.analysis import headroom
+
+Y = np.array([0, 0, 1, 1, 1, 0])
+PREDS = {"t1": [0, 0, 1, 0, 1, 1],    # wrong on 3, 5: 66.67%
+         "t2": [0, 1, 1, 1, 0, 0],    # wrong on 1, 4: 66.67%
+         "t3": [1, 0, 1, 1, 1, 0]}    # wrong on 0:    83.33% (the best)
+
+
+def one_hot_logits(p, scale=2.0):
+    return np.eye(2)[np.asarray(p)] * scale
+
+
+def teachers(preds=PREDS):
+    return {n: {"validation": one_hot_logits(p), "eval": one_hot_logits(p)} for n, p in preds.items()}
+
+
+def test_ensembles_oracle_and_overlap_by_hand():
+    r = headroom.task_headroom("toy", teachers(), {"validation": Y, "eval": Y}, "accuracy", 2, n_resamples=2000)
+    ev = {x["model"]: x for x in r["rows"] if x["split"] == "eval"}
+    assert r["best_teacher"] == "t3" and ev["t3"]["kind"] == "teacher (best)"
+    assert ev["t1"]["value"] == pytest.approx(400 / 6) and ev["t3"]["value"] == pytest.approx(500 / 6)
+    # every ensemble is right everywhere: the majority is right on each example (the errors never overlap)
+    for e in headroom.ENSEMBLES:
+        assert ev[e]["value"] == pytest.approx(100.0) and ev[e]["diff_vs_best"] == pytest.approx(100 / 6)
+    assert ev["oracle"]["value"] == pytest.approx(100.0)
+    pairs = {(p["teacher_a"], p["teacher_b"]): p for p in r["pairs"] if p["split"] == "eval"}
+    assert pairs[("t1", "t2")]["both_wrong"] == 0 and pairs[("t1", "t2")]["ratio"] == 0
+    assert pairs[("t1", "t3")]["expected_if_independent"] == pytest.approx(100 * (2 / 6) * (1 / 6))
+    # the only discordant example is #0: a resample without it (P = (5/6)^6 = 0.33) gives 0 -> CI from 0
+    assert ev["logit_average"]["ci_low"] == 0 and ev["logit_average"]["ci_high"] == pytest.approx(100 * 3 / 6, abs=17)
+    assert r["headline"]["model"] == "logit_average"                 # ties on validation: the first ensemble
+    assert "no headroom resolved" in r["reading"]
+
+
+def test_weighted_and_vote_differ_from_the_average_where_they_should():
+    # two weak teachers agree against a strong confident one: the vote follows them, the logit average the
+    # confident one, and validation weights (t_strong 100, weak 50 each) tie with the vote's sum
+    y = np.array([1, 1, 0, 0])
+    strong = np.array([[0, 9.0], [0, 9.0], [9.0, 0], [9.0, 0]])                 # right everywhere, confident
+    weak = np.array([[1.0, 0], [1.0, 0], [1.0, 0], [1.0, 0]])                   # always class 0
+    z = np.stack([strong, weak, weak])
+    ens = headroom.ensemble_preds(z, np.array([100.0, 50.0, 50.0]))
+    assert ens["majority_vote"].tolist() == [0, 0, 0, 0]                        # two votes beat one
+    assert ens["logit_average"].tolist() == [1, 1, 0, 0]                        # 9 > 1 + 1
+    assert ens["weighted"].tolist() == [1, 1, 0, 0]                             # 0.5 * 9 > 0.25 + 0.25
+    p = headroom.softmax(z).mean(0)
+    assert ens["prob_average"].tolist() == p.argmax(-1).tolist()
+    assert headroom.oracle_preds(z, y, best=1).tolist() == [1, 1, 0, 0]         # the strong one is right
+
+
+def test_majority_vote_ties_go_to_the_most_probable_tied_class():
+    z = np.stack([np.array([[3.0, 0, 0]]), np.array([[0, 0.5, 0]]), np.array([[0, 0, 0.2]])])   # one vote each
+    assert headroom.ensemble_preds(z, np.ones(3))["majority_vote"].tolist() == [0]
+
+
+def test_resolved_headroom_and_an_f1_task_with_its_positive_class():
+    """Three teachers each wrong on a disjoint 20% of 600 examples: the vote is right everywhere, +20 pp
+    over the best teacher with a CI far from 0; F1 of class 0 (pos_label 0) is the metric."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 600)
+    order = rng.permutation(600)
+    preds = {}
+    for k in range(3):
+        p = y.copy()
+        wrong = order[k * 120:(k + 1) * 120]
+        p[wrong] = 1 - p[wrong]
+        preds[f"t{k}"] = p
+    r = headroom.task_headroom("toy", teachers(preds), {"validation": y, "eval": y}, "f1", 2, pos_label=0,
+                               n_resamples=1000)
+    head = r["headline"]
+    assert head["value"] == pytest.approx(100.0) and head["ci_low"] > 10
+    best = next(x for x in r["rows"] if x["split"] == "eval" and x["model"] == r["best_teacher"])
+    from sklearn.metrics import f1_score
+    assert best["value"] == pytest.approx(100 * f1_score(y, preds[r["best_teacher"]], pos_label=0))
+    assert "room to beat" in r["reading"]
+    md = headroom.markdown([r])
+    assert "## toy (f1)" in md and "room to beat" in md and "| t0 · t1 |" in md
+
+
+def test_an_ensemble_worse_than_the_best_teacher_reads_so():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 500)
+    good = y.copy()
+    bad = [np.where(rng.random(500) < 0.45, 1 - y, y) for _ in range(2)]
+    noisy = {"good": good, "bad1": bad[0], "bad2": np.where(bad[0] == y, bad[1], bad[0])}   # bad ones err together
+    r = headroom.task_headroom("toy", teachers(noisy), {"validation": y, "eval": y}, "accuracy", 2, n_resamples=500)
+    # the weighted logit average follows the perfect teacher less than the two that share errors
+    assert r["best_teacher"] == "good"
+    ev = {x["model"]: x for x in r["rows"] if x["split"] == "eval"}
+    assert ev["majority_vote"]["ci_high"] < 0 and not math.isnan(ev["oracle"]["value"])
