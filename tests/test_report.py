@@ -264,3 +264,12 @@ def test_verdict_lines_take_the_verdict_from_the_unrounded_ci():
     assert "better on 1, worse on 0, no significant difference on 1 of 2 tasks" in lines[0]
     assert lines[1].startswith("a: multi-teacher better.") and lines[2].startswith("b: no significant difference.")
     assert lines[3].startswith("Average over tasks: multi-teacher better. +0.55 pp")
+
+
+def test_a_ci_and_a_p_value_that_disagree_are_worded_so():
+    """The verdict follows the interval; where the permutation p points the other way the line says so."""
+    from mtkd.report.build import _disagreement
+    assert "interval contains 0" in _disagreement("no significant difference", 0.03)
+    assert _disagreement("no significant difference", 0.3) == ""
+    assert "borderline" in _disagreement("multi-teacher worse", 0.08)
+    assert _disagreement("multi-teacher better", 0.01) == ""

@@ -219,6 +219,27 @@ def test_significance_rows_and_average_on_a_fake_run(tmp_path):
     assert avg["ci_low"] < avg["diff_pp"] < avg["ci_high"]
 
 
+def test_kl_sum_and_prob_average_are_one_method(tmp_path):
+    """kl_sum trains exactly as prob_average: where both are present kl_sum is never selected (even with the
+    best validation score) and is not in the Holm family; its row stays, marked duplicate_of."""
+    run = build_fake_run(tmp_path, val_acc={"bin": {"multi_weighted": 0.99}})
+    for task in ("bin", "tri"):
+        path = run / task / "eval" / "manifest.json"
+        m = json.loads(path.read_text())
+        for e in m["models"]:
+            e["method"] = {"multi_weighted": "multi_kl_sum", "multi_average": "multi_prob_average"}.get(e["method"], e["method"])
+        path.write_text(json.dumps(m))
+    tasks = load_run(run)
+    from mtkd.analysis.gap import selection
+    assert selection(tasks[0])["multi"].method == "multi_prob_average"     # kl_sum has the best validation
+    sigs, _ = significance(tasks, n_resamples=500)
+    rows = [r for s in sigs.values() for r in s["rows"]]
+    twins = [r for r in rows if r["method"] == "multi_kl_sum"]
+    assert len(twins) == 2 and all(r["duplicate_of"] == "multi_prob_average" and math.isnan(r["p_holm"]) for r in twins)
+    kept = [r for r in rows if not r["duplicate_of"]]
+    assert [r["p_holm"] for r in kept] == pytest.approx(stats.holm([r["p_value"] for r in kept]))   # a family of 2
+
+
 def test_significance_tests_the_task_metric_and_its_positive_class(tmp_path, monkeypatch):
     """The p-value is the permutation test on the task's own metric and pos_label (the fake run's tasks
     score accuracy: the binary one is relabelled F1 of class 0 here), on the seed pairs in order when the

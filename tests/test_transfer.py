@@ -258,6 +258,9 @@ def test_master_table_and_sweep_say_which_students_used_it(runs):
     note = "kd_ta, kd_tb, multi_average, multi_learned_gating learned from the labelled train split plus a transfer set of 150"
     assert note in (d / "C/results/master_results.md").read_text()
     assert note in (d / "C/report.md").read_text()
+    n_train = json.loads((d / "C/demo/eval/manifest.json").read_text())["n_train"]
+    steps = f"{(n_train + 150) / n_train:.2f}× the examples and optimizer steps per epoch of the no-KD student"
+    assert steps in (d / "C/report.md").read_text()                     # how much more the KD students saw
     assert "extra eval set(s) ood (5 examples)" in (d / "C/report.md").read_text()
     assert main(["sweep", str(d / "C"), "--param", "distill.use_transfer=false,true", "--strategies", "average",
                  "--no-single"]) == 0

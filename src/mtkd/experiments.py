@@ -597,6 +597,7 @@ class Run:
                     "validation_files": {m["method"]: m["validation_file"] for m in models if m["type"] == "teacher"},
                     "train_files": train_files, "labels_eval": "labels_eval.npy",
                     "labels_validation": "labels_validation.npy", "labels_train": "labels_train.npy",
+                    "n_train": len(task.splits["train"]),
                     **({"transfer": task.info["transfer"]} if task.transfer is not None else {}),
                     "extra_eval": {k: {"labels": f"labels_{k}.npy", "size": len(v)} for k, v in task.extra.items()}}
         # rebuilt rather than refused when stale: it holds nothing that is not in the stages it reads

@@ -20,6 +20,9 @@ import math
 import numpy as np
 
 SELECTED_ON = "validation"
+# students that train exactly as another (the same gradient; only the loss's value differs): one method.
+# Where both are present the twin is left out of selection and of the Holm family (its row is kept, marked).
+DUPLICATE_OF = {"multi_kl_sum": "multi_prob_average"}
 VERDICTS = ("multi-teacher better", "multi-teacher worse", "no significant difference", "n/a")
 
 
@@ -48,11 +51,24 @@ def gap_closed(student, baseline, teacher):
     return float(out) if out.ndim == 0 else out
 
 
+def duplicate_of(method: str, methods) -> str | None:
+    """The method `method` trains exactly as, when that one is among `methods`; else None."""
+    twin = DUPLICATE_OF.get(method)
+    return twin if twin in set(methods) else None
+
+
+def distinct(models) -> list:
+    """`models` without those that train exactly as another one of them (DUPLICATE_OF)."""
+    names = [m.method for m in models]
+    return [m for m in models if duplicate_of(m.method, names) is None]
+
+
 def selection(task) -> dict:
-    """The validation-selected models of a task: {"teacher", "baseline", "single", "multi", "student"} -> Model | None."""
+    """The validation-selected models of a task: {"teacher", "baseline", "single", "multi", "student"} -> Model | None.
+    A student that trains exactly as another present one (DUPLICATE_OF) is not a candidate."""
     return {"teacher": best(task.teachers), "baseline": best(task.of_type("baseline")),
-            "single": best(task.of_type("single")), "multi": best(task.of_type("multi")),
-            "student": best(task.of_type("single", "multi"))}
+            "single": best(task.of_type("single")), "multi": best(distinct(task.of_type("multi"))),
+            "student": best(distinct(task.of_type("single", "multi")))}
 
 
 def _named(m) -> dict:

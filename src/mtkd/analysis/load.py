@@ -71,6 +71,7 @@ class TaskEval:
     pos_label: int = 1                            # binary F1's positive class (eval manifest; 1 in older runs)
     extra_labels: dict[str, np.ndarray] = field(default_factory=dict)   # extra eval set -> int [N_set], manifest order
     gates: dict[str, dict] = field(default_factory=dict)   # student -> its learned gate's record (<method>.gate.json)
+    transfer_note: list[str] = field(default_factory=list)  # transfer_lines(manifest): who saw extra data, how much
 
     def of_type(self, *types: str) -> list[Model]:
         return [m for m in self.models if m.type in types]
@@ -157,9 +158,13 @@ def transfer_lines(manifest: dict) -> list[str]:
     if not used:
         return [f"{manifest['task']}: a transfer set of {tr['n']} unlabelled examples ({where}) exists, "
                 f"but no student used it (distill.use_transfer: false, or alpha 0)."]
+    n_train = manifest.get("n_train")
+    steps = (f" — {(n_train + tr['n']) / n_train:.2f}× the examples and optimizer steps per epoch of the no-KD "
+             f"student ({n_train} labelled), so their gap closed mixes distillation with extra data and extra steps"
+             if n_train else "")
     return [f"{manifest['task']}: {', '.join(used)} learned from the labelled train split plus a transfer set of "
-            f"{tr['n']} unlabelled examples ({where}; KD term only, labels never used); the other students (no_kd "
-            f"always) saw only the labelled train split."]
+            f"{tr['n']} unlabelled examples ({where}; KD term only, labels never used){steps}; the other students "
+            f"(no_kd always) saw only the labelled train split."]
 
 
 def config_task_names(run_dir: Path) -> list[str]:
@@ -285,7 +290,7 @@ def read_task(manifest_path: Path, man: dict, arrays, split: str = "validation")
                         float(man.get("temperature", 1.0)), labels.astype(np.int64), models,
                         teacher_names, split, split_labels.astype(np.int64), split_logits, manifest_path,
                         None if val_labels is None else val_labels.astype(np.int64), train_labels, train_logits,
-                        int(man.get("pos_label", 1)), extra_labels, gates)
+                        int(man.get("pos_label", 1)), extra_labels, gates, transfer_lines(man))
     except (KeyError, TypeError) as e:
         raise MtkdError(f"{manifest_path}: malformed eval manifest (missing or bad field {e})") from None
 

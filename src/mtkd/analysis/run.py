@@ -207,9 +207,10 @@ def _tables(tasks: list[TaskEval], split: str, sigs: dict, average: dict | None,
          f"Every multi-teacher student against the best single-teacher student (selected on validation). diff_pp: "
          f"difference of the official eval metric (mean over seeds); ci_low/ci_high: paired bootstrap 95% interval "
          f"over eval examples ({_resamples(sigs, average)} resamples, pooled over seeds); p_value: paired permutation "
-         f"test of the same difference (random swaps of the two models' predictions per example and seed pair; "
-         f"p_per_seed: at each seed alone); p_holm: Holm over strategies × "
-         f"tasks. selected = the best multi-teacher student (selected on validation): the verdict's row. AVG: mean "
+         f"test of the same difference (random swaps of the two models' predictions per example, one coin per example "
+         f"shared by every seed pair; p_per_seed: at each seed alone); p_holm: Holm over strategies × "
+         f"tasks (a student that trains exactly as another present one, duplicate_of, is one method: no p_holm, "
+         f"never selected). selected = the best multi-teacher student (selected on validation): the verdict's row. AVG: mean "
          f"of the selected differences, each task resampled independently.",
          significance_table(sigs, average)),
         ("advantage", "Multi-teacher advantage (best selected on validation)",
@@ -229,7 +230,7 @@ def _tables(tasks: list[TaskEval], split: str, sigs: dict, average: dict | None,
         ("gap_closed", "Gap closed (best teacher selected on validation)",
          "gap closed = (student - baseline) / (best teacher - baseline), in %, official eval metric, the best teacher "
          "selected on validation; CI: paired bootstrap 95% interval; n/a when the baseline or the teachers are "
-         "missing or the denominator is 0.",
+         "missing or the denominator is 0." + "".join(f" {line}" for t in tasks for line in t.transfer_note),
          Table(["task", "student", "type", "metric (%)", "baseline (%)", "best teacher", "best teacher (%)",
                 "gap closed (%)", "ci_low", "ci_high"], gapc)),
         ("ranking", "Ranking of student methods",

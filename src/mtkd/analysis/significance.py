@@ -7,7 +7,9 @@ For every multi-teacher student vs the best single-teacher student (selected on 
 - p_value: two-sided paired permutation (approximate-randomization) p-value of the same difference, on the
   official metric averaged over the seed pairs both models share (stats.permutation_p; 10,000 random swaps
   per example), so it tests what the interval measures; p_per_seed: that test at each seed pair alone;
-  p_holm: Holm-corrected over every row of every task (strategies x tasks);
+  p_holm: Holm-corrected over every row of every task (strategies x tasks), but a student that trains exactly
+  as another present one (gap.DUPLICATE_OF: kl_sum as prob_average) is one method: its row is kept, with
+  `duplicate_of` set and no p_holm, and it is never selected;
 - selected: the row of the validation-selected best multi-teacher student, the task's headline; its CI
   gives the verdict (gap.verdict).
 Gap closed gets the same bootstrap: (student - baseline) / (best teacher - baseline) on every resample.
@@ -24,7 +26,8 @@ import numpy as np
 from mtkd.analysis import gap, stats
 
 COLUMNS = ["task", "method", "reference", "diff_pp", "ci_low", "ci_high", "p_value", "p_holm", "selected_on",
-           "selected", "seeds", "p_per_seed", "method_validation", "reference_validation", "n_eval", "n_resamples"]
+           "selected", "seeds", "p_per_seed", "method_validation", "reference_validation", "n_eval", "n_resamples",
+           "duplicate_of"]
 
 
 def task_significance(task, n_resamples: int = stats.N_RESAMPLES) -> dict:
@@ -62,7 +65,8 @@ def task_significance(task, n_resamples: int = stats.N_RESAMPLES) -> dict:
                "ci_low": low, "ci_high": high, "p_value": p_value, "p_holm": math.nan,
                "selected_on": gap.SELECTED_ON, "selected": m is sel["multi"], "seeds": len(pairs),
                "p_per_seed": per_seed, "method_validation": m.val_metric, "reference_validation": ref.val_metric,
-               "n_eval": len(task.labels), "n_resamples": n_resamples}
+               "n_eval": len(task.labels), "n_resamples": n_resamples,
+               "duplicate_of": gap.duplicate_of(m.method, [x.method for x in task.models]) or ""}
         out["rows"].append(row)
         if row["selected"]:
             out["headline"], out["samples"] = row, samples
@@ -75,7 +79,7 @@ def significance(tasks, n_resamples: int = stats.N_RESAMPLES) -> tuple[dict[str,
     gap closed by each task's best student (`gap_closed_ci_pct`), resampled the same way: NaN unless two
     tasks have a defined gap closed, and absent with the AVG row."""
     sigs = {t.name: task_significance(t, n_resamples) for t in tasks}
-    rows = [r for s in sigs.values() for r in s["rows"]]
+    rows = [r for s in sigs.values() for r in s["rows"] if not r["duplicate_of"]]   # one method, one test
     for r, p in zip(rows, stats.holm([r["p_value"] for r in rows])):
         r["p_holm"] = p
     heads = [s for s in sigs.values() if s["headline"]]
@@ -87,7 +91,7 @@ def significance(tasks, n_resamples: int = stats.N_RESAMPLES) -> tuple[dict[str,
                    "ci_high": high, "p_value": math.nan, "p_holm": math.nan, "selected_on": gap.SELECTED_ON,
                    "selected": True, "seeds": "", "p_per_seed": {}, "method_validation": math.nan,
                    "reference_validation": math.nan, "n_eval": sum(s["headline"]["n_eval"] for s in heads),
-                   "n_resamples": n_resamples, "gap_closed_ci_pct": (math.nan, math.nan)}
+                   "n_resamples": n_resamples, "duplicate_of": "", "gap_closed_ci_pct": (math.nan, math.nan)}
         closed = [s["gap_samples"] for s in sigs.values() if s["gap_samples"] is not None]
         if len(closed) > 1:
             with np.errstate(invalid="ignore"):

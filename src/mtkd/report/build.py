@@ -191,7 +191,8 @@ def verdict_lines(sig: Table, s: dict) -> list[str]:
         for r, v in zip(heads, verdicts):
             lines.append(f"{r['task']}: {v}. {r['method']} − {r['reference']} = {float(r['diff_pp']):+.2f} pp "
                          f"{tasks.get(r['task'], {}).get('metric', '')} on eval, 95% CI [{r['ci_low']}, {r['ci_high']}]; "
-                         f"paired permutation p = {r['p_value']} (Holm-corrected {r['p_holm']}, {r['seeds']} seed(s)).")
+                         f"paired permutation p = {r['p_value']} (Holm-corrected {r['p_holm']}, {r['seeds']} seed(s))"
+                         f"{_disagreement(v, _float(r['p_value']))}.")
         avg = next((r for r in rows if r["task"] == "AVG"), None)
         if avg:
             v = s.get("average_verdict") or verdict(_float(avg["ci_low"]), _float(avg["ci_high"]))
@@ -212,6 +213,16 @@ def verdict_lines(sig: Table, s: dict) -> list[str]:
     else:
         lines.append("Gap closed cannot be computed: a baseline, a teacher or a KD student is missing on every task.")
     return lines
+
+
+def _disagreement(verdict_: str, p: float) -> str:
+    """The words for a CI and a p-value that point different ways (the verdict follows the CI)."""
+    if verdict_ == "no significant difference" and p < 0.05:
+        return ("; the test's p is below 0.05 but the interval contains 0: not significant by the verdict's rule "
+                "(the interval decides)")
+    if verdict_ in ("multi-teacher better", "multi-teacher worse") and p > 0.05:
+        return "; the interval excludes 0 but the test's p is above 0.05: a borderline difference"
+    return ""
 
 
 def _float(x: str) -> float:
