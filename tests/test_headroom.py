@@ -94,3 +94,62 @@ def test_an_ensemble_worse_than_the_best_teacher_reads_so():
     assert r["best_teacher"] == "good"
     ev = {x["model"]: x for x in r["rows"] if x["split"] == "eval"}
     assert ev["majority_vote"]["ci_high"] < 0 and not math.isnan(ev["oracle"]["value"])
+
+
+def test_mtkd_headroom_runs_only_the_teacher_stages_and_matches_the_logit_store(tmp_path, capsys):
+    """`mtkd headroom CONFIG --out RUN`: data, teachers and logits only (no student folder), the printed table
+    and RUN/headroom/*.csv, equal to task_headroom on the cached logits; a config with one teacher is refused."""
+    import json
+    from mtkd.cli import main
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("""
+name: hr
+tasks: [{name: demo, demo_size: 300}]
+teachers:
+  - {name: t1, model: tiny, epochs: 2, lr: 1.0e-3, max_length: 32}
+  - {name: tf, kind: tfidf}
+student: {model: tiny, layers: 1, epochs: 1, max_length: 32}
+""")
+    run = tmp_path / "run"
+    assert main(["headroom", str(cfg), "--out", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert not (run / "demo" / "students").exists()
+    assert "## demo (accuracy)" in out and "| t1 · tf |" in out and (run / "headroom" / "headroom.csv").is_file()
+    y = {s: np.array([json.loads(l)["label"] for l in (run / "demo" / "data" / f"{s}.jsonl").read_text().splitlines()])
+         for s in ("validation", "eval")}
+    z = {n: {s: np.load(run / "demo" / "logits" / n / f"{s}.npy") for s in y} for n in ("t1", "tf")}
+    r = headroom.task_headroom("demo", z, y, "accuracy", 2)
+    assert r["reading"] in out
+    csv_rows = (run / "headroom" / "headroom.csv").read_text().splitlines()
+    assert csv_rows[0] == ",".join(headroom.COLUMNS) and len(csv_rows) == 1 + 2 * (2 + 4 + 1)
+    assert main(["headroom", str(run / "config.yaml")]) == 0 and "cached" in capsys.readouterr().out   # cached
+    one = tmp_path / "one.yaml"
+    one.write_text(cfg.read_text().replace("  - {name: tf, kind: tfidf}\n", ""))
+    assert main(["headroom", str(one), "--out", str(tmp_path / "r1")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_the_headroom_table_opens_the_report(tmp_path):
+    """analyze writes analysis/headroom.csv from the teachers' validation/eval logits (the run seed's) and
+    success_metrics' headroom; the report's first section is that table, before the verdict."""
+    import json
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _fake_run import build_fake_run
+    from mtkd.analysis import analyze
+    from mtkd.analysis.load import load_run
+    from mtkd.report import build_report
+    run = build_fake_run(tmp_path)
+    analyze(run, n_resamples=300)
+    md, _ = build_report(run)
+    text = md.read_text()
+    sections = [line for line in text.splitlines() if line.startswith("## ")]
+    assert sections[0] == "## Headroom: the teachers together vs the best teacher" and sections[1] == "## Verdict"
+    t = load_run(run)[0]
+    expected = headroom.from_task(t, n_resamples=300)
+    success = json.loads((run / "analysis" / "success_metrics.json").read_text())
+    assert success["headroom"][t.name]["reading"] == expected["reading"]
+    assert expected["reading"] in text and expected["best_teacher"] == "t_a"
+    rows = (run / "analysis" / "headroom.csv").read_text().splitlines()
+    assert rows[0] == ",".join(headroom.COLUMNS) and len(rows) == 1 + 2 * 2 * (3 + 4 + 1)   # 2 tasks x 2 splits

@@ -75,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
                             "logits, students) are hard-linked instead of rebuilt (repeatable)")
         r.add_argument("overrides", nargs="*", default=[], help="key=value config overrides, e.g. distill.alpha=0.5")
     run_like("run", "run the whole pipeline: teachers, logits, students, evaluation, report")
+    run_like("headroom", "before any student: what the teachers know together beyond the best one (data, teacher "
+                         "and logit stages only, cached; per task on validation and eval)")
     for name, stage in STAGE_COMMANDS.items():
         run_like(name, f"run the pipeline up to the '{stage}' stage")
 
@@ -183,6 +185,31 @@ def main(argv=None) -> int:
         return 1
 
 
+def _headroom(args) -> int:
+    """mtkd headroom: the data, teacher and logit stages (cached, as `mtkd run` would build them), then the
+    headroom tables of analysis/headroom.py, printed and written to RUN/headroom/."""
+    from . import experiments
+    from .analysis import headroom
+    from .config import load_config
+    from .io import atomic_write_text
+    from .tables import Table
+    cfg = load_config(args.config, args.overrides)
+    if len(cfg.teachers) < 2:   # before anything is trained
+        raise MtkdError(f"headroom compares several teachers; the config has {len(cfg.teachers)}")
+    out = experiments.run_config(args.config, args.out, args.overrides, "logits", args.recompute, reuse=args.reuse)
+    results = [headroom.from_logit_store(out, t.name, [x.name for x in cfg.teachers]) for t in cfg.tasks]
+    rows, pairs = headroom.table_rows(results)
+    md = headroom.markdown(results)
+    folder = out / "headroom"
+    folder.mkdir(exist_ok=True)
+    atomic_write_text(folder / "headroom.csv", Table(headroom.COLUMNS, rows).to_csv())
+    atomic_write_text(folder / "pairs.csv", Table(headroom.PAIR_COLUMNS, pairs).to_csv())
+    atomic_write_text(folder / "headroom.md", md + "\n")
+    print(md)
+    print(f"done: {folder / 'headroom.md'}")
+    return 0
+
+
 def _one_line(msg: str) -> str:
     return " ".join(msg.split("\n")).strip()
 
@@ -196,6 +223,8 @@ def _dispatch(args) -> int:
         print(f"done: {out / 'results' / 'master_results.md'}")
         print((out / "results" / "master_results.md").read_text())
         return 0
+    if args.command == "headroom":
+        return _headroom(args)
     if args.command == "run" or args.command in STAGE_COMMANDS:
         until = STAGE_COMMANDS.get(args.command, "report")
         out = experiments.run_config(args.config, args.out, args.overrides, until, args.recompute, n_seeds=args.seeds,

@@ -149,3 +149,42 @@ def markdown(results: list[dict]) -> str:
                        f"{cell(p['both_wrong'])} | {cell(p['expected_if_independent'])} | {cell(p['ratio'])} |")
         out.append("")
     return "\n".join(out)
+
+
+def from_task(t, n_resamples: int = stats.N_RESAMPLES) -> dict | None:
+    """task_headroom of an analysis TaskEval (its teachers' run-seed validation and eval logits); None with
+    fewer than two teachers or without validation logits."""
+    teachers = [m for m in t.teachers if m.val_logits is not None]
+    if len(teachers) < 2 or t.val_labels is None:
+        return None
+    return task_headroom(t.name, {m.method: {"validation": m.val_logits, "eval": m.logits} for m in teachers},
+                         {"validation": t.val_labels, "eval": t.labels}, t.metric, len(t.label_names), t.pos_label,
+                         n_resamples)
+
+
+def from_logit_store(run_dir, task: str, teachers: list[str], n_resamples: int = stats.N_RESAMPLES) -> dict:
+    """task_headroom from a run's data and logit stages alone (RUN/<task>/data, RUN/<task>/logits/<teacher>),
+    so it can be measured before any student is trained."""
+    import json
+    from pathlib import Path
+
+    from mtkd.errors import MtkdError
+    from mtkd.io import load_npy, read_json
+    root = Path(run_dir) / task
+    try:
+        data = read_json(root / "data" / "manifest.json")
+        labels = {s: np.array([json.loads(line)["label"] for line in
+                               (root / "data" / f"{s}.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()])
+                  for s in ("validation", "eval")}
+        logits = {n: {s: load_npy(root / "logits" / n / f"{s}.npy") for s in ("validation", "eval")} for n in teachers}
+    except (OSError, ValueError, KeyError) as e:
+        raise MtkdError(f"{root}: the data and logit stages are not complete ({type(e).__name__}: {e})") from None
+    return task_headroom(task, logits, labels, data["metric"], len(data["label_names"]), int(data.get("pos_label", 1)),
+                         n_resamples)
+
+
+def table_rows(results: list[dict]) -> tuple[list[list], list[list]]:
+    """(COLUMNS rows, PAIR_COLUMNS rows) of several tasks' results as table cells."""
+    from mtkd.tables import cell
+    return ([[cell(r[c]) for c in COLUMNS] for x in results for r in x["rows"]],
+            [[cell(p[c]) for c in PAIR_COLUMNS] for x in results for p in x["pairs"]])

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mtkd.analysis import (agreement, calibration, confidence, diversity, failures, figures, gap, significance, slices,
+from mtkd.analysis import (headroom, agreement, calibration, confidence, diversity, failures, figures, gap, significance, slices,
                            stability)
 from mtkd.analysis.load import SPLITS, TaskEval, eval_manifests, input_digest, is_evidence, load_run
 from mtkd.io import atomic_write_bytes, atomic_write_text
@@ -25,7 +25,7 @@ from mtkd.tables import Table, cell
 ANALYSIS_DIR = "analysis"
 # bumped when the analysis computes something differently, so an analysis written before is redone:
 # 2 = significance p-values from the paired permutation test on the metric (1: McNemar per seed)
-ANALYSIS_FORMAT = 2
+ANALYSIS_FORMAT = 3   # 3: the headroom table (and success_metrics' headroom); shared-coin p-values
 
 
 def analyze(run_dir: Path, split: str = "validation", n_resamples: int = significance.stats.N_RESAMPLES) -> Path:
@@ -39,10 +39,16 @@ def analyze(run_dir: Path, split: str = "validation", n_resamples: int = signifi
     summaries = {t.name: gap.task_summary(t, sigs[t.name]) for t in tasks}
     written: list[Path] = []
     tables = []
-    for name, title, description, table in _tables(tasks, split, sigs, average, summaries, n_resamples):
+    rooms = {t.name: r for t in tasks if (r := headroom.from_task(t, n_resamples)) is not None}
+    for name, title, description, table in [*_headroom_table(rooms),
+                                            *_tables(tasks, split, sigs, average, summaries, n_resamples)]:
         written += table.write(out, name)
         tables.append({"name": name, "title": title, "description": description})
     success = gap.success_metrics(tasks, sigs, average)
+    success["headroom"] = {k: {"reading": r["reading"], "best_teacher": r["best_teacher"],
+                               "ensemble": r["headline"]["model"], "diff_pp": gap._num(r["headline"]["diff_vs_best"]),
+                               "ci_pp": [gap._num(r["headline"]["ci_low"]), gap._num(r["headline"]["ci_high"])],
+                               "oracle_diff_pp": gap._num(r["oracle"]["diff_vs_best"])} for k, r in rooms.items()}
     atomic_write_text(out / "success_metrics.json", json.dumps(success, indent=2) + "\n")
     written.append(out / "success_metrics.json")
     figs = []
@@ -138,6 +144,19 @@ def significance_table(sigs: dict[str, dict], average: dict | None) -> Table:
            "selected": lambda v: "true" if v else "false",
            "p_per_seed": lambda d: ";".join(f"{k}:{p_cell(p)}" for k, p in d.items())}
     return Table(significance.COLUMNS, [[fmt.get(c, cell)(r[c]) for c in significance.COLUMNS] for r in rows])
+
+
+def _headroom_table(rooms: dict) -> list:
+    """The headroom table (analysis/headroom.py) of the tasks with two or more teachers: [] without any."""
+    if not rooms:
+        return []
+    rows, _ = headroom.table_rows(list(rooms.values()))
+    return [("headroom", "Headroom: the teachers together vs the best teacher",
+             "Before any student: each teacher, the teacher ensembles (logit average, probability average, "
+             "validation-weighted, majority vote) and the oracle (right wherever some teacher is), on validation and "
+             "eval; diff_vs_best: minus the best teacher (selected on validation), with a paired bootstrap 95% CI. "
+             "A multi-teacher student can at best learn what the ensemble knows beyond the best teacher "
+             "(`mtkd headroom CONFIG` measures it before training).", Table(headroom.COLUMNS, rows))]
 
 
 def _tables(tasks: list[TaskEval], split: str, sigs: dict, average: dict | None, summaries: dict,

@@ -56,8 +56,14 @@ def _blocks(run_dir: Path, analysis: Path, manifests: list[Path]) -> list[tuple]
     sig = read_csv(analysis / "significance.csv")
     config = read_config(run_dir)
     name = config.get("name") or run_dir.name
-    blocks = [("h1", f"mtkd report: {name}"),
-              ("h2", "Verdict"), ("ul", verdict_lines(sig, success))]
+    blocks = [("h1", f"mtkd report: {name}")]
+    tables = {t["name"]: t for t in man.get("tables", [])}
+    if success.get("headroom") and "headroom" in tables:   # what several teachers could teach, before any student
+        blocks += [("h2", tables["headroom"]["title"]),
+                   ("ul", [f"{task}: {h['reading']}" for task, h in success["headroom"].items()]),
+                   ("p", tables["headroom"]["description"]),
+                   ("table", read_csv(analysis / "headroom.csv"))]
+    blocks += [("h2", "Verdict"), ("ul", verdict_lines(sig, success))]
     findings = run_dir / FINDINGS
     if findings.is_file():   # hand-written from the numbers below; kept when the report is rebuilt
         try:
@@ -81,6 +87,8 @@ def _blocks(run_dir: Path, analysis: Path, manifests: list[Path]) -> list[tuple]
              "agreement_accuracy": ["agreement_breakdown.png"], "failure_categories": ["failure_categories.png"],
              "calibration": sorted(f for f in figures if f.startswith("reliability_"))}
     for t in man.get("tables", []):
+        if t["name"] == "headroom":   # it opens the report
+            continue
         blocks += [("h2", t["title"]), ("p", t["description"]),
                    ("table", read_csv(analysis / f"{t['name']}.csv"))]
         for f in after.get(t["name"], []):
