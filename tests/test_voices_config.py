@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 GLUE = ROOT.parent / "shared" / "data" / "glue"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not GLUE.is_dir(), reason="../shared/data/glue is absent (real GLUE data)")
 def test_voices_config_has_the_promised_sizes():
     cfg = load_config(ROOT / "configs" / "voices_cpu.yaml")
