@@ -102,6 +102,7 @@ def test_crossfit_of_an_hf_teacher(hf_run):
         np.testing.assert_allclose(np.load(d / "t1" / f"{split}.npy"), np.load(d / "t1k" / f"{split}.npy"), atol=1e-5)
 
 
+@pytest.mark.slow   # kill-and-resume: real subprocesses
 @pytest.mark.parametrize("where", ["train:after_checkpoint@5", "train:before_checkpoint@7"])
 def test_crossfit_killed_between_folds_resumes_bit_identical(hf_run, tmp_path, where):
     """Killed inside fold copy 0, then inside fold copy 1 (2 epochs each of t1, t1k's full fit, fold 0,

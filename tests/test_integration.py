@@ -6,6 +6,8 @@ import pytest
 
 from mtkd.cli import main
 
+pytestmark = pytest.mark.slow   # slow tier: the packaged MiniLM and real GLUE, the demo end to end (python -m pytest -m 'not slow' skips it)
+
 GLUE = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"
 
 

@@ -163,6 +163,7 @@ KILLS = [
 ]
 
 
+@pytest.mark.slow   # kill-and-resume: real subprocesses
 @pytest.mark.parametrize("failpoint,where", KILLS, ids=[k[0] for k in KILLS])
 def test_kill_and_resume_is_bit_identical(tiny_cfg, tiny_run, tmp_path, failpoint, where):
     out = tmp_path / "killed"
@@ -176,6 +177,7 @@ def test_kill_and_resume_is_bit_identical(tiny_cfg, tiny_run, tmp_path, failpoin
     assert not list(out.rglob(".*.tmp")) and not list(out.rglob(".*.work-*"))
 
 
+@pytest.mark.slow   # kill-and-resume: real subprocesses
 def test_kill_at_a_random_moment_then_resume(tiny_cfg, tiny_run, tmp_path):
     out = tmp_path / "timed"
     proc = subprocess.Popen([sys.executable, "-m", "mtkd", "run", str(tiny_cfg), "--out", str(out)],

@@ -74,3 +74,8 @@ def test_in_sample_and_validation_leak_are_flagged(tmp_path, capsys):
     models = json.loads((run / "demo" / "eval" / "manifest.json").read_text())["models"]
     assert {m["method"]: m["train_logits"] for m in models if m["type"] == "teacher"} == \
         {"hf": "in-sample", "tf_oof": "out-of-fold", "leaky": "unknown"}
+    conf = (run / "analysis" / "teacher_confidence.csv").read_text().splitlines()
+    assert conf[0].split(",")[:4] == ["task", "split", "teacher", "train logits"]
+    assert {tuple(r.split(",")[2:4]) for r in conf[1:]} == {("hf", "in-sample"), ("tf_oof", "out-of-fold"),
+                                                            ("leaky", "unknown")}
+    assert "| train logits |" in (run / "report.md").read_text()

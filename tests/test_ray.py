@@ -14,6 +14,8 @@ import torch
 from mtkd.cli import main
 from mtkd.sweeps import OnRay, run_sweep
 
+pytestmark = pytest.mark.slow   # slow tier: Ray (python -m pytest -m 'not slow' skips it)
+
 pytest.importorskip("ray")
 
 BASE = """

@@ -18,6 +18,8 @@ from mtkd.experiments import chance_level
 from mtkd.models import Encoded
 from mtkd.train import Schedule, TrainSpec, Trainer, epoch_batches, predict, train
 
+pytestmark = pytest.mark.slow   # slow tier: several processes (python -m pytest -m 'not slow' skips it)
+
 
 # ---------------------------------------------------------------- the loop on a model built here
 

@@ -141,7 +141,12 @@ def test_export_data_gives_no_gold_label_but_train(capsys, tmp_path):
     task = one_file_task(tmp_path, n=400)
     task.update(max_train_examples=200, transfer_from_train=40,
                 extra_eval=[{"name": "ood", "file": "data/ood.csv", "label_column": "sentiment"}])
-    shutil.copyfile(tmp_path / "data" / "all.csv", tmp_path / "data" / "ood.csv")
+    # an out-of-domain set of other sentences (a copy of the task's own would leave no transfer text: the
+    # transfer set never holds an extra eval set's content)
+    from mtkd.demo_data import generate
+    ood_texts, ood_labels = generate(30, seed=99, split="eval")
+    (tmp_path / "data" / "ood.csv").write_text("text,sentiment\n" + "".join(
+        f"{t},{['negative', 'positive'][y]}\n" for t, y in zip(ood_texts, ood_labels)), encoding="utf-8")
     cfg = tiny_config(tmp_path, task)
     for fmt in ("csv", "jsonl"):
         run_cli(capsys, "export-data", cfg, "--out", tmp_path / fmt, "--format", fmt)

@@ -46,6 +46,7 @@ class Model:
     val_logits: np.ndarray | None = None                                    # float [N_val, C], the run seed
     extra_logits: dict[str, np.ndarray] = field(default_factory=dict)      # extra eval set -> float [N_set, C], run seed
     seed_val_logits: dict[int, np.ndarray] = field(default_factory=dict)   # seed -> validation logits, run seed first
+    train_logits: str = "n/a"   # a teacher's train-logit provenance: in-sample | out-of-fold | unknown (eval manifest)
 
     def seed_preds(self) -> np.ndarray:
         """Predicted eval classes at every seed, int [S, N_eval] (run seed first)."""
@@ -321,7 +322,8 @@ def _model(arrays, manifest_path: Path, man: dict, m: dict, labels, val_labels, 
              for s, f in extra_files.items()}
     return Model(m["method"], m["type"], seed_logits[seeds[0]], float("nan") if value is None else float(value),
                  list(m.get("teachers") or []), m.get("strategy"), seeds, seed_logits,
-                 float("nan") if val_value is None else float(val_value), val_logits, extra, seed_val_logits)
+                 float("nan") if val_value is None else float(val_value), val_logits, extra, seed_val_logits,
+                 str(m.get("train_logits", "n/a")))
 
 
 def _logits(arrays, name: str, n: int, c: int, what: str) -> np.ndarray:

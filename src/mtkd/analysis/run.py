@@ -200,7 +200,8 @@ def _tables(tasks: list[TaskEval], split: str, sigs: dict, average: dict | None,
                     continue
                 a = confidence.confidence_stats(logits[name])
                 b = confidence.confidence_stats(logits[name], t.temperature)
-                conf.append([t.name, split_name, name, cell(t.temperature, 1)]
+                provenance = next((m.train_logits for m in t.teachers if m.method == name), "n/a")
+                conf.append([t.name, split_name, name, provenance, cell(t.temperature, 1)]
                             + [cell(d[k], 4 if k != "pct max>0.95" else 2) for d in (a, b) for k in d])
         for a, b, pct in diversity.pairwise_agreement(tp, t.teacher_names):
             pairs.append([t.name, a, b, cell(pct)])
@@ -285,8 +286,10 @@ def _tables(tasks: list[TaskEval], split: str, sigs: dict, average: dict | None,
          "Mean max probability, mean entropy (nats) and % of examples with max probability > 0.95, "
          "at T = 1 and at the distillation temperature T. Train logits are what the students were distilled "
          "from (out of fold with crossfit); a teacher far more confident on train than on validation has "
-         "memorised its training data.",
-         Table(["task", "split", "teacher", "T", "mean max prob", "mean entropy (nats)", "max>0.95 (%)",
+         "memorised its training data. train logits: whose rows the teacher's train logits were computed on — "
+         "in-sample (fitted on the rows it labels: over-confident soft labels), out-of-fold (crossfit), unknown "
+         "(a checkpoint or score files made elsewhere), n/a (a run from before it was recorded).",
+         Table(["task", "split", "teacher", "train logits", "T", "mean max prob", "mean entropy (nats)", "max>0.95 (%)",
                 "mean max prob @T", "mean entropy @T (nats)", "max>0.95 @T (%)"], conf)),
         ("teacher_pairwise_agreement", "Pairwise teacher agreement (eval)",
          "Share of eval examples on which two teachers predict the same label.",
