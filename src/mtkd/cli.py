@@ -44,17 +44,58 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 
+EXAMPLES = {   # `mtkd COMMAND --help` ends with these (argparse epilog); docs/reference/cli.md lists them too
+    "init": ["mtkd init --data reviews.csv --out mtkd.yaml"],
+    "demo": ["mtkd demo --out runs/demo", "mtkd demo --transfer"],
+    "run": ["mtkd run mtkd.yaml --out runs/reviews", "mtkd run mtkd.yaml distill.alpha=0.5 student.epochs=2",
+            "mtkd run mtkd.yaml --seeds 3", "mtkd run runs/reviews/config.yaml"],
+    "headroom": ["mtkd headroom mtkd.yaml --out runs/reviews"],
+    "list": ["mtkd list strategies"],
+    "export-data": ["mtkd export-data mtkd.yaml --out to_score"],
+    "export-logits": ["mtkd export-logits runs/reviews minilm --out minilm_scores"],
+    "verify-logits": ["mtkd verify-logits runs/reviews"],
+    "analyze": ["mtkd analyze runs/reviews"],
+    "report": ["mtkd report runs/reviews"],
+    "sweep": ["mtkd sweep runs/reviews --param distill.temperature=1,2,4,8",
+              "mtkd sweep runs/reviews --param distill.temperature=2,6 --param distill.alpha=0.5,0.9 --ray"],
+    "seeds": ["mtkd seeds runs/reviews --seeds 1,2,3"],
+    "predict": ["mtkd predict runs/reviews --input new.csv --output preds.csv"],
+    "export": ["mtkd export runs/reviews --out my_student",
+               "mtkd export runs/reviews --out my_student_int8 --quantize int8"],
+}
+EXAMPLES |= {name: [f"mtkd {name} mtkd.yaml --out runs/reviews"] for name in STAGE_COMMANDS}
+
+
+def _epilog(name: str) -> str | None:
+    lines = EXAMPLES.get(name)
+    return "example" + ("s" if len(lines) > 1 else "") + ":\n" + "\n".join(f"  {x}" for x in lines) if lines else None
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="mtkd", description="Multi-teacher knowledge distillation of text classifiers.")
+    from . import __version__
+    p = _Parser(prog="mtkd", description="Multi-teacher knowledge distillation of text classifiers.",
+                epilog="start here: mtkd init --data FILE.csv, then mtkd headroom / mtkd run on the config it writes; "
+                       "mtkd COMMAND --help shows an example")
+    p.add_argument("--version", action="version", version=f"mtkd {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", required=True)
     add_parser = sub.add_parser
 
-    def with_debug(*a, **k):   # --debug is accepted after the command too
+    def with_debug(*a, **k):   # --debug is accepted after the command too; the epilog shows an example
+        k.setdefault("epilog", _epilog(a[0]))
+        k.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        k.setdefault("description", k.get("help"))
         sp = add_parser(*a, **k)
         sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
         return sp
     sub.add_parser = with_debug
+
+    it = sub.add_parser("init", help="write a commented starter config for your labelled data file "
+                                     "(text and label columns guessed from its header)")
+    it.add_argument("--data", required=True, metavar="FILE",
+                    help="your labelled file: .csv (header row), .tsv, .jsonl, .json or .parquet")
+    it.add_argument("--out", default="mtkd.yaml", help="config to write (default: mtkd.yaml)")
+    it.add_argument("--force", action="store_true", help="overwrite --out if it exists")
 
     d = sub.add_parser("demo", help="the built-in demo, end to end, offline")
     d.add_argument("--out", help="run directory (default: runs/demo, or runs/demo_transfer with --transfer)")
@@ -133,6 +174,8 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--model", help="student method (default: the best on validation)")
     ex.add_argument("--task", help="task name (default: the run's only task)")
     ex.add_argument("--onnx", action="store_true", help="also onnx/model.onnx (needs optimum[onnxruntime])")
+    ex.add_argument("--quantize", metavar="int8", help="int8: dynamic int8 Linear layers (model_int8.pt, loaded by "
+                    "mtkd.export.load_quantized; with --onnx: onnx/model_int8.onnx), checked on every eval example")
     return p
 
 
@@ -225,6 +268,15 @@ def _dispatch(args) -> int:
         return 0
     if args.command == "headroom":
         return _headroom(args)
+    if args.command == "init":
+        from .starter import init
+        g = init(args.data, args.out, args.force)
+        classes = ", ".join(f"{n} ({c:,})" for n, c in g["counts"].items())
+        print(f"{g['path']}: {g['rows']:,} rows; text: {', '.join(g['text_columns'])}; label: {g['label_column']} "
+              f"-> {len(g['counts'])} classes: {classes}")
+        print(f"wrote {args.out} (task '{g['name']}', teachers minilm + tfidf, student minilm 2 layers); check the "
+              f"guessed columns, add teachers, then:\n  mtkd headroom {args.out}\n  mtkd run {args.out}")
+        return 0
     if args.command == "run" or args.command in STAGE_COMMANDS:
         until = STAGE_COMMANDS.get(args.command, "report")
         out = experiments.run_config(args.config, args.out, args.overrides, until, args.recompute, n_seeds=args.seeds,
@@ -297,7 +349,7 @@ def _dispatch(args) -> int:
         from .export import export
         from .predict import find_student
         student = find_student(_run_dir(args.run_dir), args.model, args.task)
-        print(f"done: {export(student, args.out, args.onnx)} ({student.task}/{student.method})")
+        print(f"done: {export(student, args.out, args.onnx, quantize=args.quantize)} ({student.task}/{student.method})")
         return 0
     raise MtkdError(f"unknown command {args.command}")
 

@@ -35,29 +35,66 @@ the run's on close calls (`precision` in mtkd_export.json says which run it was)
 
 `--onnx` adds `onnx/model.onnx` through optimum's exporter when optimum is installed, its logits checked
 against torch's in float32 (ONNX Runtime has no autocast) on up to 64 eval texts, within 1e-4.
+
+`--quantize int8`: dynamic int8 quantization of every `nn.Linear` of the student (the encoder's
+projections and the classifier; embeddings and LayerNorms stay float32) with PyTorch's own
+`torch.ao.quantization.quantize_dynamic` (int8 weights, per-tensor symmetric scales; activations
+quantized on the fly per batch; CPU only). The folder holds `config.json`, the tokenizer and
+`model_int8.pt` instead of float safetensors, and loads with ONE call, `mtkd.export.load_quantized(folder)`:
+it rebuilds the float model from `config.json` (random weights), applies the same `quantize_dynamic`
+call, then loads `model_int8.pt`, the quantized model's state dict (int8 weights with their scales and
+zero points, and the float tensors), saved by `torch.save` and read back with `torch.load(weights_only=True)`,
+which runs no pickled code. Not the whole module through `torch.save`: unpickling a module needs
+`weights_only=False` (arbitrary code) and the exact class paths of the version that saved it; the
+state dict is the format PyTorch documents for quantized models. Not safetensors: it has no quantized
+tensor type.
+
+The int8 check: the float folder first passes the check above (it is the student); then the int8 model
+predicts every eval example (in float32 activations on CPU, whatever the run's precision) and is
+compared with the run's stored eval predictions. int8 legitimately moves logits, so no logit
+tolerance: the check reports the argmax agreement with the run's predictions, the official metric of
+both and its change, and the largest logit difference, and fails only when the agreement is below
+INT8_MIN_AGREEMENT (95%): dynamic int8 keeps a BERT-style classifier's predictions on all but
+close calls (its own argmax flips need a top-2 margin within the quantization noise), so below 95% the
+int8 model is not the student any more (a broken engine, an outlier-dominated layer), and above it the
+figures say what the user gets. With `--onnx`, ONNX Runtime's dynamic quantization
+(`onnxruntime.quantization.quantize_dynamic`, QInt8 weights) turns `onnx/model.onnx` into
+`onnx/model_int8.onnx` (the float ONNX model is not kept), checked the same way on every eval example.
 """
 from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from .errors import MtkdError
-from .io import atomic_write_json, load_npy
+from .io import atomic_write_json, load_npy, read_json
 from .predict import Student, at_precision
 
 TOLERANCE = {"no": 1e-3, "fp16": 4e-3, "bf16": 3e-2}   # x max(1, max |stored logit|): see the module docstring
 ONNX_TOLERANCE = 1e-4   # max |logit difference| between the ONNX model and torch, both float32
+QUANTIZATIONS = ("int8",)
+INT8_MIN_AGREEMENT = 0.95   # int8 vs the run's eval predictions: argmax agreement floor (module docstring)
+INT8_WEIGHTS = "model_int8.pt"
+ONNX_INT8 = "model_int8.onnx"   # under onnx/
 ENCODER_DROP = ("architectures", "id2label", "label2id", "mtkd_pooling", "problem_type", "_name_or_path",
                 "transformers_version", "auto_map", "num_labels", "finetuning_task", "dtype", "torch_dtype")
 
 
-def export(student: Student, out, onnx: bool = False, log=print) -> Path:
+def export(student: Student, out, onnx: bool = False, log=print, quantize: str | None = None) -> Path:
     out = Path(out)
+    if quantize is not None and quantize not in QUANTIZATIONS:
+        raise MtkdError(f"--quantize {quantize}: mtkd exports {', '.join(QUANTIZATIONS)} only (dynamic int8 "
+                        f"quantization of the student's Linear layers)")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise MtkdError(f"{out} exists and is not an empty folder; choose another --out")
+    if onnx:
+        _need_onnx(quantize)
+    if quantize:
+        _quantize_dynamic()   # this torch can quantize (else one line, before any work)
     texts, stored = _eval_set(student)
     model, tok = student.load()
     names = list(student.label_names)
@@ -78,6 +115,11 @@ def export(student: Student, out, onnx: bool = False, log=print) -> Path:
             sample = _sample(texts)
             expected = student.logits(sample, model, tok, precision="no")
             info["onnx_max_abs_logit_difference"] = _onnx(tmp, sample, expected, student)
+        if quantize:
+            info["quantization"] = quantize
+            info["int8"] = _int8(tmp, texts, stored, student)
+            if onnx:
+                info["onnx_int8"] = _onnx_int8(tmp, texts, stored, student)
         atomic_write_json(tmp / "mtkd_export.json", info)
         if out.exists():
             out.rmdir()
@@ -87,7 +129,148 @@ def export(student: Student, out, onnx: bool = False, log=print) -> Path:
     log(f"exported {student.shipped()}; checked on all {check['checked_examples']} eval examples against the run's "
         f"stored predictions: argmax agreement {check['argmax_agreement']:.2%} ({check['close_calls']} close calls), "
         f"max |logit difference| {check['max_abs_logit_difference']:.1e} <= {check['tolerance']:.1e}")
+    for key in ("int8", "onnx_int8") if quantize else ():
+        if key in info:
+            log(_int8_line(info[key]))
     return out
+
+
+# ---------------------------------------------------------------------------------------------- int8
+def load_quantized(folder):
+    """The int8 model of an `mtkd export --quantize int8` folder, on CPU, in eval mode: a
+    `transformers` sequence classifier whose Linear layers are dynamic int8 ones. Rebuilt from the
+    folder's config.json, quantized by the same `quantize_dynamic` call as at export, then given the
+    saved state dict (`model_int8.pt`, read with weights_only=True). Its tokenizer:
+    `AutoTokenizer.from_pretrained(folder)`; `transformers.pipeline("text-classification",
+    model=load_quantized(folder), tokenizer=folder)` serves it."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from . import pooled_model  # noqa: F401  (registers the mean-pooled model)
+    from .models import _quiet_transformers
+    folder = Path(folder)
+    weights = folder / INT8_WEIGHTS
+    if not weights.is_file():
+        raise MtkdError(f"{folder}: no {INT8_WEIGHTS}; not a folder written by `mtkd export --quantize int8`")
+    _quiet_transformers()
+    try:
+        model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(str(folder))).eval()
+    except Exception as e:
+        raise MtkdError(f"{folder}: cannot rebuild the model from config.json ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None
+    model, _ = _quantized(model)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # torch's TypedStorage deprecation notice on load
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except Exception as e:
+        raise MtkdError(f"{weights}: cannot load the int8 weights ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:200] if str(e) else ''}); export it again") from None
+    return model
+
+
+def _quantize_dynamic():
+    """torch.ao.quantization.quantize_dynamic, or one line saying why this torch cannot quantize."""
+    import torch
+    try:
+        from torch.ao.quantization import quantize_dynamic
+    except ImportError:
+        raise MtkdError(f"--quantize int8 needs torch.ao.quantization.quantize_dynamic, which torch "
+                        f"{torch.__version__} does not have; export without --quantize") from None
+    if not [e for e in torch.backends.quantized.supported_engines if e != "none"]:
+        raise MtkdError(f"--quantize int8: this torch build ({torch.__version__}) has no quantized engine "
+                        f"(torch.backends.quantized.supported_engines: none); export without --quantize")
+    return quantize_dynamic
+
+
+def _quantized(model):
+    """(`model` with every nn.Linear replaced by a dynamic int8 one, in place, on CPU; how many were)."""
+    import torch
+    quantize_dynamic = _quantize_dynamic()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # torch.ao.quantization's deprecation notices (it still works)
+        model = quantize_dynamic(model.to("cpu").eval(), {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+    n = sum(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in model.modules())
+    if n == 0:
+        raise MtkdError(f"--quantize int8: the student ({type(model).__name__}) has no nn.Linear layer to quantize; "
+                        f"export it without --quantize")
+    return model, n
+
+
+def _int8(folder: Path, texts, stored: np.ndarray, student: Student) -> dict:
+    """Replaces the float weights of the (checked) folder by model_int8.pt; the int8 model, loaded back by
+    load_quantized, predicts every eval example (int8 check: module docstring)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from . import pooled_model  # noqa: F401  (registers the mean-pooled model)
+    from .models import encode, load_tokenizer
+    from .train import predict
+    float_model = AutoModelForSequenceClassification.from_pretrained(str(folder))
+    model, n = _quantized(float_model)
+    torch.save(model.state_dict(), folder / INT8_WEIGHTS)
+    del model, float_model
+    for f in folder.glob("model*.safetensors*"):   # model.safetensors (and a sharded index): the float weights
+        f.unlink()
+    model = load_quantized(folder)   # the check runs what a user loads
+    tok = load_tokenizer(str(folder))
+    with at_precision("no"):
+        got = predict(model, encode(tok, texts, student.max_length), student.batch_size)
+    return {"scheme": "torch.ao.quantization.quantize_dynamic: nn.Linear, qint8 weights (per-tensor), "
+                      "float32 activations",
+            "engine": torch.backends.quantized.engine, "torch": torch.__version__, "quantized_linear_layers": n,
+            "weights": INT8_WEIGHTS, "weights_bytes": (folder / INT8_WEIGHTS).stat().st_size,
+            "load": "mtkd.export.load_quantized(folder)", **_int8_check(got, stored, student, "int8")}
+
+
+def _int8_check(got: np.ndarray, stored: np.ndarray, student: Student, what: str) -> dict:
+    """Argmax agreement with the run's stored eval predictions (floor INT8_MIN_AGREEMENT) and the official
+    metric of both; one line when below the floor or not finite."""
+    from .tasks import compute_metrics
+    labels, metric, pos_label = _eval_labels(student)
+    stored = stored.astype(np.float32)
+    agree = got.argmax(1) == stored.argmax(1)
+    n, names = len(agree), student.label_names
+    run_metric = compute_metrics(labels, stored.argmax(1), len(names), pos_label)[metric]
+    q_metric = compute_metrics(labels, got.argmax(1), len(names), pos_label)[metric]
+    agreement = float(agree.mean()) if n else 1.0
+    shown = what.replace("_", " ")
+    if not np.isfinite(got).all():
+        raise MtkdError(f"{shown} check failed: the {shown} {student.method} gives non-finite logits on "
+                        f"{int((~np.isfinite(got)).any(1).sum())} of {n} eval examples; export it without --quantize")
+    if agreement < INT8_MIN_AGREEMENT:
+        raise MtkdError(f"{shown} check failed: the {shown} {student.method} agrees with the run's eval predictions on "
+                        f"{agreement:.2%} of {n} examples, below the floor of {INT8_MIN_AGREEMENT:.0%} ({metric} "
+                        f"{run_metric:.2f} -> {q_metric:.2f}); export it without --quantize")
+    return {"checked_examples": n, "argmax_agreement": round(agreement, 6), "disagreements": int((~agree).sum()),
+            "min_agreement": INT8_MIN_AGREEMENT, "metric": metric, "metric_run": round(run_metric, 4),
+            f"metric_{what}": round(q_metric, 4), "metric_change_pp": round(q_metric - run_metric, 4),
+            "max_abs_logit_difference": float(np.abs(got - stored).max(initial=0.0)),
+            "checked_against": str(Path(student.task) / "students" / student.method / "logits_eval.npy")}
+
+
+def _int8_line(r: dict) -> str:
+    what = "onnx int8 (ONNX Runtime dynamic quantization)" if "metric_onnx_int8" in r else \
+        f"int8 ({r['quantized_linear_layers']} Linear layers, torch dynamic quantization, engine {r['engine']})"
+    q = r.get("metric_int8", r.get("metric_onnx_int8"))
+    return (f"{what}: argmax agreement {r['argmax_agreement']:.2%} with the run's predictions on all "
+            f"{r['checked_examples']} eval examples (floor {r['min_agreement']:.0%}); {r['metric']} "
+            f"{r['metric_run']:.2f} -> {q:.2f} ({r['metric_change_pp']:+.2f} pp); "
+            f"{r['weights']} {r['weights_bytes'] / 1e6:.1f} MB")
+
+
+def _eval_labels(student: Student) -> tuple[np.ndarray, str, int]:
+    """(the eval labels from the run's data stage, the task's official metric, its pos_label)."""
+    data = student.run / student.task / "data"
+    try:
+        labels = np.array([int(json.loads(line)["label"]) for line in
+                           (data / "eval.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()])
+        meta = read_json(data / "manifest.json")
+        return labels, meta["metric"], int(meta.get("pos_label", 1))
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+        raise MtkdError(f"cannot read the run's eval labels and metric ({type(e).__name__}: {e}); "
+                        f"rerun the pipeline") from None
 
 
 def _save(model, names: list[str], folder: Path) -> None:
@@ -168,15 +351,55 @@ def _device():
     return PartialState().device
 
 
-def _onnx(folder: Path, texts, expected: np.ndarray, student: Student) -> float:
-    """onnx/model.onnx through optimum (only when installed), its logits checked against torch's."""
+def _need_onnx(quantize: str | None = None) -> None:
+    """One line naming what to install when --onnx (with --quantize: ONNX Runtime's quantizer) cannot run."""
     import importlib.util
     if importlib.util.find_spec("optimum") is None or importlib.util.find_spec("onnxruntime") is None:
         raise MtkdError("--onnx needs optimum and onnxruntime (pip install 'optimum[onnxruntime]'); "
                         "the export itself works without them")
+    if quantize and importlib.util.find_spec("onnx") is None:
+        raise MtkdError("--onnx --quantize int8 needs onnx for ONNX Runtime's quantizer (pip install onnx); "
+                        "--quantize int8 without --onnx works without it")
+
+
+def _onnx_logits(path: Path, folder: Path, texts, max_length: int) -> np.ndarray:
+    """float32 [N, C]: the ONNX model at `path` on `texts`, one at a time, tokenized by the folder's tokenizer."""
+    import onnxruntime as ort
+    from transformers import AutoTokenizer
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    wanted = {i.name for i in session.get_inputs()}
+    got = []
+    for text in texts:
+        enc = tok(*text, truncation=True, max_length=max_length, return_tensors="np")
+        got.append(session.run(["logits"], {k: v.astype(np.int64) for k, v in enc.items() if k in wanted})[0][0])
+    return np.stack(got).astype(np.float32)
+
+
+def _onnx_int8(folder: Path, texts, stored: np.ndarray, student: Student) -> dict:
+    """onnx/model.onnx -> onnx/model_int8.onnx by ONNX Runtime's dynamic quantization (the float one removed),
+    checked on every eval example like the torch int8 model."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    src, dst = folder / "onnx" / "model.onnx", folder / "onnx" / ONNX_INT8
+    try:
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+    except Exception as e:
+        raise MtkdError(f"ONNX Runtime could not quantize {src.name} ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:200] if str(e) else ''}); export without --onnx") from None
+    src.unlink()
+    for extra in folder.glob("onnx/model.onnx_data"):   # external weights of the float model, if any
+        extra.unlink()
+    got = _onnx_logits(dst, folder, texts, student.max_length)
+    return {"scheme": "onnxruntime.quantization.quantize_dynamic: QInt8 weights", "weights": f"onnx/{ONNX_INT8}",
+            "weights_bytes": dst.stat().st_size, **_int8_check(got, stored, student, "onnx_int8")}
+
+
+def _onnx(folder: Path, texts, expected: np.ndarray, student: Student) -> float:
+    """onnx/model.onnx through optimum (only when installed), its logits checked against torch's."""
+    _need_onnx()
     from optimum.exporters.onnx import main_export
     from optimum.exporters.tasks import TasksManager
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoConfig
 
     config = json.loads((folder / "config.json").read_text())
     encoder = dict(config.get("encoder") or config)   # the mean-pooled wrapper describes its encoder
@@ -187,15 +410,8 @@ def _onnx(folder: Path, texts, expected: np.ndarray, student: Student) -> float:
                                                                 if k not in ENCODER_DROP}))}
     main_export(str(folder), output=folder / "onnx", task="text-classification", trust_remote_code=True,
                 custom_onnx_configs=custom, no_post_process=True, do_validation=False, library_name="transformers")
-    import onnxruntime as ort
-    session = ort.InferenceSession(str(folder / "onnx" / "model.onnx"))
-    tok = AutoTokenizer.from_pretrained(str(folder))
-    wanted = {i.name for i in session.get_inputs()}
-    got = []
-    for text in texts:
-        enc = tok(*text, truncation=True, max_length=student.max_length, return_tensors="np")
-        got.append(session.run(["logits"], {k: v.astype(np.int64) for k, v in enc.items() if k in wanted})[0][0])
-    diff = float(np.abs(np.stack(got) - expected).max())
+    got = _onnx_logits(folder / "onnx" / "model.onnx", folder, texts, student.max_length)
+    diff = float(np.abs(got - expected).max())
     if not diff <= ONNX_TOLERANCE:
         raise MtkdError(f"ONNX check failed: the ONNX model's logits differ from the student's by {diff:.2e}")
     return diff

@@ -33,10 +33,8 @@ class Table:
         return len(next(iter(self.columns.values()), []))
 
 
-def read_table(path, needed: list[str], header: bool = True, names: list[str] | None = None) -> Table:
-    """The columns `needed` of the file at `path` (format from its suffix). `header: false` reads a
-    header-less file whose columns are `names`, in order."""
-    path = Path(path)
+def file_format(path: Path) -> str:
+    """The format of a data file from its suffix, after checking it exists and is not empty (one-line errors)."""
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise MtkdError(f"{path}: unknown data file type '{path.suffix}'; use one of {', '.join(FORMATS)}")
@@ -44,6 +42,14 @@ def read_table(path, needed: list[str], header: bool = True, names: list[str] | 
         raise MtkdError(f"data file not found: {path}")
     if path.stat().st_size == 0:
         raise MtkdError(f"data file is empty: {path}")
+    return fmt
+
+
+def read_table(path, needed: list[str], header: bool = True, names: list[str] | None = None) -> Table:
+    """The columns `needed` of the file at `path` (format from its suffix). `header: false` reads a
+    header-less file whose columns are `names`, in order."""
+    path = Path(path)
+    fmt = file_format(path)
     if not header and fmt not in ("csv", "tsv"):
         raise MtkdError(f"{path}: header: false applies to CSV/TSV files only ({fmt} names its own columns)")
     if fmt in ("csv", "tsv"):
