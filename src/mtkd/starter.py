@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from .errors import MtkdError
-from .readers import FORMATS, read_table
+from .readers import read_table
 
 TEXT_NAMES = ("text", "sentence", "review", "content", "body", "comment", "tweet", "message", "document",
               "utterance", "question", "query", "title", "description", "abstract", "headline", "summary")
