@@ -30,7 +30,8 @@ ALGORITHM = "algorithm"   # the key field naming the versions of the code whose 
 def algorithm(*modules) -> dict[str, int]:
     """{module: its VERSION} for the key field ALGORITHM. Each module that decides what a stage computes
     (fusion, losses, recipe, train, carve, teachers) has a VERSION that is bumped when its semantics change;
-    a finished stage whose key differs only there is outdated and rebuilt (run()), never reused or linked."""
+    a finished stage built by other versions is outdated and rebuilt by run() without --recompute (whatever else
+    changed: its output is of old code either way), never reused or linked."""
     return {m.__name__.rsplit(".", 1)[-1]: int(m.VERSION) for m in modules}
 
 
