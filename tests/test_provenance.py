@@ -8,7 +8,8 @@ import yaml
 
 from mtkd.cli import main
 from mtkd.config import load_config
-from mtkd.experiments import train_logits_provenance, validation_gap_threshold
+from mtkd.experiments import validation_gap_threshold
+from mtkd.teachers import train_logits_provenance
 from mtkd.tasks import load_task
 
 CFG = """\

@@ -339,3 +339,52 @@ def test_shipped_diverse_config_loads_with_its_files_next_to_the_repo():
     assert cfg.tasks[0].glue_dir == str(root.parent / "shared" / "data" / "glue")   # config-relative, like the files
     assert cfg.tasks[0].transfer_from_train == 8000 and set(cfg.teachers[3].files) >= {"transfer", "reviews"}
     assert cfg.tasks[0].extra_eval[0].file == str(root / "src" / "mtkd" / "configs" / "reviews_ood.tsv")
+
+
+# ---------------------------------------------------------------- one logits teacher for several tasks: {task}
+
+TWO_TASKS = """
+name: {name}
+tasks:
+  - {{name: demo, demo_size: 300}}
+  - {{name: reviews, train_file: data/all.csv, eval_fraction: 0.2, label_column: sentiment,
+     label_names: [negative, positive], extra_eval: [{{name: held, file: data/held.csv, label_column: sentiment}}]}}
+teachers: [{teacher}]
+student: {{model: tiny, layers: 1, epochs: 1, lr: 2.0e-3, max_length: 32}}
+distill: {{strategies: [average], baseline: false}}
+"""
+
+
+def test_a_logits_teacher_reads_each_tasks_files_through_task_in_its_paths(tmp_path, capsys):
+    """The voices study's layout (issue 30): `mtkd export-logits` writes <task>/<split>.npy and one kind: logits
+    teacher serves every task of a config through `{task}` in its paths; a split only one task has (an extra
+    eval set) is read for that task alone. Each task's cached logits are the source run's bit for bit."""
+    import csv
+    import json
+    from mtkd.cli import main
+    from mtkd.demo_data import generate
+    (tmp_path / "data").mkdir()
+    for name, (n, seed) in {"all.csv": (200, 0), "held.csv": (60, 1)}.items():
+        texts, labels = generate(n, seed=seed, split="train" if seed == 0 else "eval")
+        with open(tmp_path / "data" / name, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["text", "sentiment"])
+            w.writerows([t, ["negative", "positive"][y]] for t, y in zip(texts, labels))
+    (tmp_path / "source.yaml").write_text(TWO_TASKS.format(name="source", teacher="{name: tf, kind: tfidf}"))
+    assert main(["extract-logits", str(tmp_path / "source.yaml"), "--out", str(tmp_path / "src_run")]) == 0
+    assert main(["export-logits", str(tmp_path / "src_run"), "tf", "--out", str(tmp_path / "scores")]) == 0
+    assert (tmp_path / "scores" / "reviews" / "held.npy").is_file()
+    assert not (tmp_path / "scores" / "demo" / "held.npy").exists()
+    files = ", ".join(f"{s}: 'scores/{{task}}/{s}.npy'" for s in ("train", "validation", "eval", "held"))
+    (tmp_path / "read.yaml").write_text(TWO_TASKS.format(name="read", teacher=f"{{name: tf, kind: logits, files: {{{files}}}}}"))
+    run = tmp_path / "run"
+    capsys.readouterr()
+    assert main(["extract-logits", str(tmp_path / "read.yaml"), "--out", str(run)]) == 0
+    for task, splits in {"demo": ("train", "validation", "eval"), "reviews": ("train", "validation", "eval", "held")}.items():
+        for split in splits:
+            np.testing.assert_array_equal(np.load(run / task / "logits" / "tf" / f"{split}.npy"),
+                                          np.load(tmp_path / "src_run" / task / "logits" / "tf" / f"{split}.npy"))
+    assert not (run / "demo" / "logits" / "tf" / "held.npy").exists()
+    # the export carries the source run's provenance: in-sample TF-IDF logits stay "in-sample", not "unknown"
+    assert json.loads((tmp_path / "scores" / "demo" / "train.json").read_text())["train_logits"] == "in-sample"
+    assert "its train logits are in-sample" in capsys.readouterr().err

@@ -84,7 +84,7 @@ class TeacherConfig:
     label_order: str | list[str] | None = None   # hf, epochs 0: the checkpoint's columns -> the task's labels:
                                        # None = by id2label name; as_is = column i is the task's label i;
                                        # a list = the task label of each checkpoint column, in column order
-    files: dict[str, str] | None = None   # logits: {train: path, validation: path, eval: path} (.npy, .csv, .jsonl)
+    files: dict[str, str] | None = None   # logits: {train: path, validation: path, eval: path} (.npy, .csv, .jsonl); '{task}' in a path: the task's name
     scores: str | None = None          # logits: logits | probs, for its CSV/JSONL files (a .npy file's sidecar says it)
     crossfit: int = 0                  # k >= 2: train-split logits out-of-fold (k copies fitted on k-1 folds each)
 

@@ -28,7 +28,7 @@ from .logits import SPLITS, check_array, read_logits, store_fields
 from .models import encode, load_classifier, load_tokenizer
 from .recipe import Recipe, cached_teachers, fit_on_validation, gate_record, online_teachers, pooled_features
 from .tasks import Split, TaskData, compute_metrics, load_task, table_values
-from .teachers import load_teacher, make_teacher, source_hashes
+from .teachers import load_teacher, make_teacher, source_hashes, train_logits_provenance
 from .teachers.crossfit import OUT_OF_FOLD, check_folds, out_of_fold_logits
 from .train import TrainSpec, predict, train
 
@@ -252,7 +252,14 @@ class Run:
             return t.seed
         return self.cfg.seed if self.cfg.reseed_teachers else self.run_seed
 
+    @staticmethod
+    def _as_task_reads(task: TaskData, t):
+        """A logits-file teacher's `{task}` paths filled in, and only the files of this task's splits."""
+        from .teachers.files import for_task
+        return for_task(t, task.name, task.teacher_splits())
+
     def _teacher_key(self, task: TaskData, t) -> dict:
+        t = self._as_task_reads(task, t)
         # the effective seed, once: a teacher pinned to the seed it would get anyway has the same key,
         # so a seed sweep that pins its teachers reuses them (and keys of unpinned teachers are unchanged).
         # Only the fields the teacher's kind reads (config.teacher_fields): an HF-only change keeps TF-IDF teachers.
@@ -270,6 +277,7 @@ class Run:
         return key
 
     def _teacher_stage(self, task: TaskData, t):
+        t = self._as_task_reads(task, t)
         seed = self._teacher_seed(t)
 
         def make():
@@ -294,6 +302,7 @@ class Run:
                 "label_names": task.label_names, "fingerprints": task.all_fingerprints()}
 
     def _logits_stage(self, task: TaskData, t):
+        t = self._as_task_reads(task, t)
         tdir = self._teacher_dir(task, t)
 
         def build(tmp, work):
@@ -332,7 +341,7 @@ class Run:
         its soft labels on train are over-confident; `crossfit: k` makes them out-of-fold) or of unknown
         provenance (a checkpoint or score files made elsewhere); one more when its validation metric is far
         above its eval metric (VALIDATION_GAP): it may have been trained on the validation rows."""
-        where = train_logits_provenance(t)
+        where = train_logits_provenance(self._as_task_reads(task, t))
         if where == "in-sample":
             self.warn(f"teacher {t.name} on {task.name}: its train logits are in-sample (it labels the rows it was "
                       f"fitted on); set crossfit: k for out-of-fold soft labels")
@@ -568,7 +577,7 @@ class Run:
                 return {"extra_files": files, "extra_metrics": metrics}
 
             models, train_files = [], {}
-            provenance = {t.name: train_logits_provenance(t) for t in self.cfg.teachers}
+            provenance = {t.name: train_logits_provenance(self._as_task_reads(task, t)) for t in self.cfg.teachers}
             for n, per in teachers.items():
                 models.append({**entry(n, "teacher", per, teacher_split), "train_logits": provenance.get(n, "unknown")})
                 train_files[n] = f"{n}.train.npy"   # the run seed's teacher: what its students were distilled from
@@ -712,17 +721,6 @@ def eval_ece(logits: np.ndarray, labels: np.ndarray) -> float:
 
 
 CHANCE_MARGIN = 1.0   # points: a teacher within this of the best constant prediction is flagged
-
-
-def train_logits_provenance(t) -> str:
-    """Whose rows a teacher's train logits were computed on: 'out-of-fold' (cross-fitted), 'in-sample'
-    (fitted here on the train split it labels), 'unknown' (`kind: logits` files, or an HF checkpoint used as
-    it is with epochs 0: trained elsewhere, possibly on this train split and the validation carved from it)."""
-    if t.crossfit:
-        return "out-of-fold"
-    if t.kind == "logits" or (t.kind == "hf" and t.epochs == 0):
-        return "unknown"
-    return "in-sample"
 
 
 def validation_gap_threshold(eval_score: float, n_validation: int, n_eval: int) -> float:

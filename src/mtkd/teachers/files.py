@@ -12,7 +12,11 @@ Columns are put in the task's label order by name. Probabilities become log-prob
 -30, as TF-IDF's): softmax(log p / T) = p^(1/T) / sum p^(1/T), temperature in the probability domain,
 which is what scaling by 1/T does to logits. Nothing is fitted: `fit` reads and checks the files,
 `save` copies them into the teacher's folder (so its manifest hashes them), the logits stage reads
-each split through `split_logits`."""
+each split through `split_logits`.
+
+In a config of several tasks, `{task}` in a file path stands for the task's name
+(`files: {train: scores/{task}/train.npy, ...}`, the layout `mtkd export-logits` writes): each task reads
+its own files, and only for the splits it has (an extra eval set belongs to one task)."""
 from __future__ import annotations
 
 import csv
@@ -31,6 +35,28 @@ from .labels import _norm, column_order
 
 LOG_FLOOR = -30.0
 TEXT_FORMATS = (".csv", ".jsonl")
+
+
+def for_task(cfg: TeacherConfig, task: str, splits) -> TeacherConfig:
+    """The teacher as task `task` reads it: `{task}` in its file paths replaced by the task's name, and
+    only the files of the splits the task has (`splits`). Other kinds are returned as they are."""
+    if cfg.kind != "logits" or not cfg.files:
+        return cfg
+    import dataclasses
+    return dataclasses.replace(cfg, files={s: p.replace("{task}", task) for s, p in cfg.files.items() if s in splits})
+
+
+def exported_provenance(cfg: TeacherConfig) -> str | None:
+    """'in-sample' or 'out-of-fold' when the teacher's train file is a `.npy` that `mtkd export-logits` wrote
+    (its sidecar records the source run's provenance); None otherwise (scores made elsewhere)."""
+    path = Path((cfg.files or {}).get("train", ""))
+    if path.suffix != ".npy" or not sidecar(path).is_file():
+        return None
+    try:
+        found = read_json(sidecar(path)).get("train_logits")
+    except (ValueError, OSError, AttributeError):
+        return None
+    return found if found in ("in-sample", "out-of-fold") else None
 
 
 def sidecar(path: Path) -> Path:
@@ -276,8 +302,11 @@ def export_logits(run_dir: Path, teacher: str, out: Path) -> list[Path]:
     cfg = load_config(run_dir / "config.yaml")
     if teacher not in [t.name for t in cfg.teachers]:
         raise MtkdError(f"{run_dir} has no teacher '{teacher}'; its teachers: {', '.join(t.name for t in cfg.teachers)}")
+    from . import train_logits_provenance
+    tcfg_teacher = next(t for t in cfg.teachers if t.name == teacher)
     written = []
     for tcfg in cfg.tasks:
+        provenance = train_logits_provenance(for_task(tcfg_teacher, tcfg.name, ("train",)))
         data = run_dir / tcfg.name / "data" / "manifest.json"
         if not data.is_file():
             raise MtkdError(f"{run_dir}: task {tcfg.name} has no data stage yet; run extract-logits first")
@@ -287,7 +316,10 @@ def export_logits(run_dir: Path, teacher: str, out: Path) -> list[Path]:
             arr = read_logits(run_dir / tcfg.name / "logits" / teacher, split, m["label_names"], fp, n)
             folder = Path(out) / tcfg.name
             save_npy(folder / f"{split}.npy", arr)
-            atomic_write_json(folder / f"{split}.json", {"label_names": m["label_names"], "kind": "logits",
-                                                          "fingerprint": fp, "teacher": teacher, "source": str(run_dir)})
+            meta = {"label_names": m["label_names"], "kind": "logits", "fingerprint": fp, "teacher": teacher,
+                    "source": str(run_dir)}
+            if split == "train":   # whose rows they are: the run it came from knows (read back by exported_provenance)
+                meta["train_logits"] = provenance
+            atomic_write_json(folder / f"{split}.json", meta)
             written += [folder / f"{split}.npy", folder / f"{split}.json"]
     return written
