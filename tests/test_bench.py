@@ -242,3 +242,31 @@ def test_precision_bench_sides_compute_in_their_dtypes():
             precision.check_dtypes(plain, modes, data.batch([0, 1]))
     finally:
         runtime.set_precision("no")
+
+
+def test_teacher_costs_reads_each_teachers_time_and_scores(tmp_path):
+    """bench/teacher_costs.py: per task and teacher, the fit and score minutes of the stage manifests and the
+    official metric recomputed from the cached logits (here a TF-IDF teacher on the demo task, checked by hand
+    against its logits and labels); a teacher stage still missing is left out, not an error."""
+    import json
+    import teacher_costs
+    import yaml
+    from mtkd.cli import main
+    cfg = {"name": "costs", "tasks": [{"name": "demo", "demo_size": 300}],
+           "teachers": [{"name": "tf", "kind": "tfidf"}, {"name": "tf2", "kind": "tfidf", "C": 0.5}],
+           "student": {"model": "tiny", "layers": 1}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    run = tmp_path / "run"
+    assert main(["extract-logits", str(tmp_path / "c.yaml"), "--out", str(run)]) == 0
+    import shutil
+    shutil.rmtree(run / "demo" / "logits" / "tf2")
+    rows = teacher_costs.teacher_rows(run)
+    assert [(r["task"], r["teacher"]) for r in rows] == [("demo", "tf")]
+    r = rows[0]
+    y = [json.loads(l)["label"] for l in (run / "demo" / "data" / "eval.jsonl").read_text().splitlines()]
+    pred = np.load(run / "demo" / "logits" / "tf" / "eval.npy").argmax(1)
+    assert r["eval"] == pytest.approx(100 * float(np.mean(pred == np.array(y))))
+    assert r["fit_min"] * 60 == json.loads((run / "demo" / "teachers" / "tf" / "manifest.json").read_text())["seconds"]
+    assert r["n_scored"] == sum(len((run / "demo" / "data" / f"{s}.jsonl").read_text().splitlines())
+                                for s in ("train", "validation", "eval"))
+    assert "| demo | tf |" in teacher_costs.markdown(rows, run)
