@@ -131,7 +131,7 @@ student: {model: tiny, layers: 1, epochs: 1, max_length: 32}
 
 def test_the_headroom_table_opens_the_report(tmp_path):
     """analyze writes analysis/headroom.csv from the teachers' validation/eval logits (the run seed's) and
-    success_metrics' headroom; the report's first section is that table, before the verdict."""
+    success_metrics' headroom; the report's first section after the answer is that table."""
     import json
     import sys
     from pathlib import Path
@@ -145,7 +145,7 @@ def test_the_headroom_table_opens_the_report(tmp_path):
     md, _ = build_report(run)
     text = md.read_text()
     sections = [line for line in text.splitlines() if line.startswith("## ")]
-    assert sections[0] == "## Headroom: the teachers together vs the best teacher" and sections[1] == "## Verdict"
+    assert sections[:3] == ["## The answer", "## Contents", "## Headroom: the teachers together vs the best teacher"]
     t = load_run(run)[0]
     expected = headroom.from_task(t, n_resamples=300)
     success = json.loads((run / "analysis" / "success_metrics.json").read_text())
@@ -153,3 +153,49 @@ def test_the_headroom_table_opens_the_report(tmp_path):
     assert expected["reading"] in text and expected["best_teacher"] == "t_a"
     rows = (run / "analysis" / "headroom.csv").read_text().splitlines()
     assert rows[0] == ",".join(headroom.COLUMNS) and len(rows) == 1 + 2 * 2 * (3 + 4 + 1)   # 2 tasks x 2 splits
+
+
+def test_every_team_of_teachers_by_hand():
+    """subset_headroom on the three toy teachers (validation = eval): the four teams, each team's best member
+    chosen on validation (t3 wherever it is a member), its validation-best ensemble, and the hand-computed
+    differences. t1+t2 (equal strength, disjoint errors): where two one-hot teachers disagree every ensemble
+    ties and takes class 0 — right on #1 and #5, wrong on #3 and #4 — so 4/6, the best member's score, +0.
+    All three: the majority is right everywhere, +100/6 over t3."""
+    rows = headroom.subset_headroom("toy", teachers(), {"validation": Y, "eval": Y}, "accuracy", 2, n_resamples=500)
+    by = {r["teachers"]: r for r in rows}
+    assert list(by) == ["t1+t2", "t1+t3", "t2+t3", "t1+t2+t3"] and [r["size"] for r in rows] == [2, 2, 2, 3]
+    assert by["t1+t2"]["best_member"] == "t1" and by["t1+t3"]["best_member"] == "t3" == by["t1+t2+t3"]["best_member"]
+    assert by["t1+t2"]["spread_val"] == 0 and by["t1+t3"]["spread_val"] == pytest.approx(100 / 6)
+    assert by["t1+t2"]["ensemble_eval"] == pytest.approx(400 / 6) and by["t1+t2"]["diff_vs_best"] == pytest.approx(0)
+    assert by["t1+t2"]["error_ratio"] == 0                                    # no example both get wrong
+    assert by["t1+t2+t3"]["ensemble_eval"] == pytest.approx(100) and by["t1+t2+t3"]["diff_vs_best"] == pytest.approx(100 / 6)
+    assert by["t1+t2+t3"]["ensemble"] == "logit_average"                      # all four tie on validation: the first
+    lo, hi = by["t1+t2+t3"]["ci_low"], by["t1+t2+t3"]["ci_high"]
+    assert lo == 0 and 0 < hi <= 50 + 1e-9                                    # as the task-level CI above
+    md = headroom.subsets_markdown(rows)
+    assert md.index("| t1+t2+t3 |") < md.index("| t1+t2 |")                   # largest headroom first
+
+
+def test_mtkd_headroom_writes_the_teams_table_with_three_teachers(tmp_path, capsys):
+    """With three or more teachers `mtkd headroom` also writes RUN/headroom/subsets.{csv,md}: one row per team,
+    equal to subset_headroom on the cached logits."""
+    import json
+    from mtkd.cli import main
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("""
+name: teams
+tasks: [{name: demo, demo_size: 300}]
+teachers: [{name: a, kind: tfidf}, {name: b, kind: tfidf, C: 0.05, ngram_max: 1}, {name: c, kind: tfidf, C: 100.0}]
+student: {model: tiny, layers: 1, epochs: 1, max_length: 32}
+""")
+    run = tmp_path / "run"
+    assert main(["headroom", str(cfg), "--out", str(run)]) == 0
+    assert "which teams of teachers have headroom" in capsys.readouterr().out
+    lines = (run / "headroom" / "subsets.csv").read_text().splitlines()
+    assert lines[0] == ",".join(headroom.SUBSET_COLUMNS) and len(lines) == 1 + 4
+    y = {s: np.array([json.loads(l)["label"] for l in (run / "demo" / "data" / f"{s}.jsonl").read_text().splitlines()])
+         for s in ("validation", "eval")}
+    z = {n: {s: np.load(run / "demo" / "logits" / n / f"{s}.npy") for s in y} for n in "abc"}
+    rows = headroom.subset_headroom("demo", z, y, "accuracy", 2)
+    assert [r["teachers"] for r in rows] == [l.split(",")[1] for l in lines[1:]]
+    assert "| a+b+c |" in (run / "headroom" / "subsets.md").read_text()

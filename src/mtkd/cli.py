@@ -249,6 +249,14 @@ def _headroom(args) -> int:
     atomic_write_text(folder / "pairs.csv", Table(headroom.PAIR_COLUMNS, pairs).to_csv())
     atomic_write_text(folder / "headroom.md", md + "\n")
     print(md)
+    if len(cfg.teachers) >= 3:   # which teams of the teachers leave room (every subset of two or more)
+        teams = [r for t in cfg.tasks for r in headroom.from_logit_store(out, t.name, [x.name for x in cfg.teachers],
+                                                                          subsets=True)]
+        from .tables import cell
+        atomic_write_text(folder / "subsets.csv", Table(headroom.SUBSET_COLUMNS,
+                                                        [[cell(r[c]) for c in headroom.SUBSET_COLUMNS] for r in teams]).to_csv())
+        atomic_write_text(folder / "subsets.md", headroom.subsets_markdown(teams) + "\n")
+        print(f"which teams of teachers have headroom: {folder / 'subsets.md'}")
     print(f"done: {folder / 'headroom.md'}")
     return 0
 

@@ -16,6 +16,13 @@ Per task and split (validation, eval) this module computes, from each teacher's 
   same resamples of the examples for both), and a one-line reading of what it means for a student. The
   headline ensemble is the one best on validation; its eval difference and CI are the reading's evidence.
 Metrics come from stats.metric_from_confusion (the task's metric and positive class, in %).
+
+**Which teams have headroom** (`subset_headroom`): the same question for every subset of two or more teachers
+— its best member and its ensemble both chosen on validation, the ensemble's eval difference from that member
+with a paired bootstrap CI, beside how far apart the members are on validation (the *spread*: best − weakest)
+and how related their errors are (mean pairwise ratio). Exploratory: one row per subset, no correction for
+their number; it says *which kind* of team leaves room (members close in strength, unrelated errors), not
+which team to pick after seeing eval.
 """
 from __future__ import annotations
 
@@ -31,6 +38,8 @@ ENSEMBLES = ("logit_average", "prob_average", "weighted", "majority_vote")
 COLUMNS = ["task", "split", "kind", "model", "metric", "value", "diff_vs_best", "ci_low", "ci_high", "n"]
 PAIR_COLUMNS = ["task", "split", "teacher_a", "teacher_b", "err_a", "err_b", "both_wrong", "expected_if_independent",
                 "ratio"]
+SUBSET_COLUMNS = ["task", "teachers", "size", "best_member", "spread_val", "error_ratio", "ensemble", "ensemble_val",
+                  "best_member_eval", "ensemble_eval", "diff_vs_best", "ci_low", "ci_high", "n"]
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -110,6 +119,63 @@ def task_headroom(name: str, teachers: dict[str, dict[str, np.ndarray]], labels:
             "oracle": by_split["eval"]["oracle"], "reading": reading(headline, names[best], by_split["eval"]["oracle"])}
 
 
+def subset_headroom(name: str, teachers: dict[str, dict[str, np.ndarray]], labels: dict[str, np.ndarray],
+                    metric: str, n_classes: int, pos_label: int = 1, n_resamples: int = stats.N_RESAMPLES) -> list[dict]:
+    """SUBSET_COLUMNS rows, one per subset of >= 2 teachers (arguments as task_headroom): the subset's
+    validation-best member and validation-best ensemble, the ensemble's eval difference from that member with a
+    paired bootstrap 95% CI (every subset on the same resamples), the members' validation spread (best − weakest,
+    points) and the mean pairwise error ratio on validation (both wrong / what independence predicts)."""
+    names = list(teachers)
+    y = {s: np.asarray(labels[s], dtype=np.int64) for s in ("validation", "eval")}
+    z = {s: np.stack([np.asarray(teachers[n][s], dtype=np.float64) for n in names]) for s in y}
+    val_scores = np.array([score(y["validation"], z["validation"][k].argmax(-1), metric, n_classes, pos_label)
+                           for k in range(len(names))])
+    rows, preds = [], {}
+    for size in range(2, len(names) + 1):
+        for members in combinations(range(len(names)), size):
+            idx = list(members)
+            best = idx[int(val_scores[idx].argmax())]
+            ens = {s: ensemble_preds(z[s][idx], val_scores[idx]) for s in y}
+            val = {e: score(y["validation"], p, metric, n_classes, pos_label) for e, p in ens["validation"].items()}
+            chosen = max(ENSEMBLES, key=lambda e: (val[e], -ENSEMBLES.index(e)))
+            key = "+".join(names[i] for i in idx)
+            preds[key] = ens["eval"][chosen]
+            ratios = [p["ratio"] for p in error_overlap(z["validation"][idx], y["validation"], [names[i] for i in idx])]
+            rows.append({"task": name, "teachers": key, "size": size, "best_member": names[best],
+                         "spread_val": float(val_scores[idx].max() - val_scores[idx].min()),
+                         "error_ratio": float(np.nanmean(ratios)) if not all(math.isnan(r) for r in ratios) else math.nan,
+                         "ensemble": chosen, "ensemble_val": val[chosen],
+                         "best_member_eval": score(y["eval"], z["eval"][best].argmax(-1), metric, n_classes, pos_label),
+                         "ensemble_eval": score(y["eval"], preds[key], metric, n_classes, pos_label), "n": len(y["eval"])})
+    singles = {n: z["eval"][k].argmax(-1) for k, n in enumerate(names)}
+    boot = stats.bootstrap_metrics(y["eval"], {m: p[None, :] for m, p in {**singles, **preds}.items()}, metric,
+                                   n_classes, n_resamples, seed=[stats.SEED, zlib.crc32(f"{name}/subsets".encode())],
+                                   pos_label=pos_label)
+    for r in rows:
+        r["diff_vs_best"] = r["ensemble_eval"] - r["best_member_eval"]
+        r["ci_low"], r["ci_high"] = stats.percentile_ci(boot[r["teachers"]] - boot[r["best_member"]])
+    return rows
+
+
+def subsets_markdown(rows: list[dict]) -> str:
+    """Per task, every team of teachers by its eval headroom (largest first)."""
+    def f(v, signed=False):
+        return "" if v is None or (isinstance(v, float) and math.isnan(v)) else (f"{v:+.2f}" if signed else f"{v:.2f}")
+    out = ["# Which teams of teachers have headroom", "",
+           "Every subset of two or more teachers: its best member and its ensemble chosen on validation, the "
+           "ensemble's eval difference from that member (95% paired bootstrap CI), the members' spread on validation "
+           "(best − weakest, points) and their mean pairwise error ratio on validation (both wrong ÷ independence; "
+           "1 = unrelated errors). Exploratory: no correction for the number of subsets.", ""]
+    for task in dict.fromkeys(r["task"] for r in rows):
+        out += [f"## {task}", "", "| teachers | best member | spread (val) | error ratio | ensemble | eval − best member | 95% CI |",
+                "|---|---|---:|---:|---|---:|---|"]
+        for r in sorted((r for r in rows if r["task"] == task), key=lambda r: -r["diff_vs_best"]):
+            out.append(f"| {r['teachers']} | {r['best_member']} | {f(r['spread_val'])} | {f(r['error_ratio'])} | "
+                       f"{r['ensemble']} | {f(r['diff_vs_best'], True)} | [{f(r['ci_low'], True)}, {f(r['ci_high'], True)}] |")
+        out.append("")
+    return "\n".join(out)
+
+
 def reading(head: dict, best: str, oracle: dict) -> str:
     """One line: what the validation-best ensemble's eval difference from the best teacher means for a student."""
     d, lo, hi = head["diff_vs_best"], head["ci_low"], head["ci_high"]
@@ -162,9 +228,10 @@ def from_task(t, n_resamples: int = stats.N_RESAMPLES) -> dict | None:
                          n_resamples)
 
 
-def from_logit_store(run_dir, task: str, teachers: list[str], n_resamples: int = stats.N_RESAMPLES) -> dict:
+def from_logit_store(run_dir, task: str, teachers: list[str], n_resamples: int = stats.N_RESAMPLES,
+                     subsets: bool = False):
     """task_headroom from a run's data and logit stages alone (RUN/<task>/data, RUN/<task>/logits/<teacher>),
-    so it can be measured before any student is trained."""
+    so it can be measured before any student is trained; `subsets`: subset_headroom's rows instead."""
     import json
     from pathlib import Path
 
@@ -179,8 +246,8 @@ def from_logit_store(run_dir, task: str, teachers: list[str], n_resamples: int =
         logits = {n: {s: load_npy(root / "logits" / n / f"{s}.npy") for s in ("validation", "eval")} for n in teachers}
     except (OSError, ValueError, KeyError) as e:
         raise MtkdError(f"{root}: the data and logit stages are not complete ({type(e).__name__}: {e})") from None
-    return task_headroom(task, logits, labels, data["metric"], len(data["label_names"]), int(data.get("pos_label", 1)),
-                         n_resamples)
+    return (subset_headroom if subsets else task_headroom)(task, logits, labels, data["metric"], len(data["label_names"]),
+                                                          int(data.get("pos_label", 1)), n_resamples)
 
 
 def table_rows(results: list[dict]) -> tuple[list[list], list[list]]:
