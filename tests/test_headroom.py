@@ -168,6 +168,7 @@ def test_every_team_of_teachers_by_hand():
     assert by["t1+t2"]["spread_val"] == 0 and by["t1+t3"]["spread_val"] == pytest.approx(100 / 6)
     assert by["t1+t2"]["ensemble_eval"] == pytest.approx(400 / 6) and by["t1+t2"]["diff_vs_best"] == pytest.approx(0)
     assert by["t1+t2"]["error_ratio"] == 0                                    # no example both get wrong
+    assert by["t1+t3"]["diff_vs_strongest_on_eval"] == by["t1+t3"]["diff_vs_best"]   # t3 is best on both splits
     assert by["t1+t2+t3"]["ensemble_eval"] == pytest.approx(100) and by["t1+t2+t3"]["diff_vs_best"] == pytest.approx(100 / 6)
     assert by["t1+t2+t3"]["ensemble"] == "logit_average"                      # all four tie on validation: the first
     lo, hi = by["t1+t2+t3"]["ci_low"], by["t1+t2+t3"]["ci_high"]
@@ -198,4 +199,4 @@ student: {model: tiny, layers: 1, epochs: 1, max_length: 32}
     z = {n: {s: np.load(run / "demo" / "logits" / n / f"{s}.npy") for s in y} for n in "abc"}
     rows = headroom.subset_headroom("demo", z, y, "accuracy", 2)
     assert [r["teachers"] for r in rows] == [l.split(",")[1] for l in lines[1:]]
-    assert "| a+b+c |" in (run / "headroom" / "subsets.md").read_text()
+    assert "| a+b+c |" in (run / "headroom" / "subsets.md").read_text() and (run / "headroom" / "subsets.png").is_file()

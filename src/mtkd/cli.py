@@ -256,6 +256,7 @@ def _headroom(args) -> int:
         atomic_write_text(folder / "subsets.csv", Table(headroom.SUBSET_COLUMNS,
                                                         [[cell(r[c]) for c in headroom.SUBSET_COLUMNS] for r in teams]).to_csv())
         atomic_write_text(folder / "subsets.md", headroom.subsets_markdown(teams) + "\n")
+        headroom.plot_subsets(teams, folder / "subsets.png")
         print(f"which teams of teachers have headroom: {folder / 'subsets.md'}")
     print(f"done: {folder / 'headroom.md'}")
     return 0

@@ -20,9 +20,11 @@ Metrics come from stats.metric_from_confusion (the task's metric and positive cl
 **Which teams have headroom** (`subset_headroom`): the same question for every subset of two or more teachers
 — its best member and its ensemble both chosen on validation, the ensemble's eval difference from that member
 with a paired bootstrap CI, beside how far apart the members are on validation (the *spread*: best − weakest)
-and how related their errors are (mean pairwise ratio). Exploratory: one row per subset, no correction for
-their number; it says *which kind* of team leaves room (members close in strength, unrelated errors), not
-which team to pick after seeing eval.
+and how related their errors are (mean pairwise ratio), and in hindsight against the member that is best on
+eval (no CI: part of a difference from the validation-chosen member can be the cost of a validation split too
+small to pick the best member). Exploratory: one row per subset, no correction for their number; it says
+*which kind* of team leaves room (members close in strength, unrelated errors), not which team to pick after
+seeing eval.
 """
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ COLUMNS = ["task", "split", "kind", "model", "metric", "value", "diff_vs_best", 
 PAIR_COLUMNS = ["task", "split", "teacher_a", "teacher_b", "err_a", "err_b", "both_wrong", "expected_if_independent",
                 "ratio"]
 SUBSET_COLUMNS = ["task", "teachers", "size", "best_member", "spread_val", "error_ratio", "ensemble", "ensemble_val",
-                  "best_member_eval", "ensemble_eval", "diff_vs_best", "ci_low", "ci_high", "n"]
+                  "best_member_eval", "ensemble_eval", "diff_vs_best", "ci_low", "ci_high", "diff_vs_strongest_on_eval", "n"]
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -151,8 +153,12 @@ def subset_headroom(name: str, teachers: dict[str, dict[str, np.ndarray]], label
     boot = stats.bootstrap_metrics(y["eval"], {m: p[None, :] for m, p in {**singles, **preds}.items()}, metric,
                                    n_classes, n_resamples, seed=[stats.SEED, zlib.crc32(f"{name}/subsets".encode())],
                                    pos_label=pos_label)
+    eval_scores = {n: score(y["eval"], p, metric, n_classes, pos_label) for n, p in singles.items()}
     for r in rows:
         r["diff_vs_best"] = r["ensemble_eval"] - r["best_member_eval"]
+        # against the member that is best on eval (hindsight, no CI): what of the difference is not the cost of
+        # a validation split too small to pick the best member
+        r["diff_vs_strongest_on_eval"] = r["ensemble_eval"] - max(eval_scores[n] for n in r["teachers"].split("+"))
         r["ci_low"], r["ci_high"] = stats.percentile_ci(boot[r["teachers"]] - boot[r["best_member"]])
     return rows
 
@@ -165,15 +171,45 @@ def subsets_markdown(rows: list[dict]) -> str:
            "Every subset of two or more teachers: its best member and its ensemble chosen on validation, the "
            "ensemble's eval difference from that member (95% paired bootstrap CI), the members' spread on validation "
            "(best − weakest, points) and their mean pairwise error ratio on validation (both wrong ÷ independence; "
-           "1 = unrelated errors). Exploratory: no correction for the number of subsets.", ""]
+           "1 = unrelated errors); last column, in hindsight, against the member best on eval (no CI). Exploratory: "
+           "no correction for the number of subsets.", ""]
     for task in dict.fromkeys(r["task"] for r in rows):
-        out += [f"## {task}", "", "| teachers | best member | spread (val) | error ratio | ensemble | eval − best member | 95% CI |",
-                "|---|---|---:|---:|---|---:|---|"]
+        out += [f"## {task}", "", "| teachers | best member (val) | spread (val) | error ratio | ensemble | "
+                "eval − best member | 95% CI | eval − strongest on eval |", "|---|---|---:|---:|---|---:|---|---:|"]
         for r in sorted((r for r in rows if r["task"] == task), key=lambda r: -r["diff_vs_best"]):
             out.append(f"| {r['teachers']} | {r['best_member']} | {f(r['spread_val'])} | {f(r['error_ratio'])} | "
-                       f"{r['ensemble']} | {f(r['diff_vs_best'], True)} | [{f(r['ci_low'], True)}, {f(r['ci_high'], True)}] |")
+                       f"{r['ensemble']} | {f(r['diff_vs_best'], True)} | [{f(r['ci_low'], True)}, {f(r['ci_high'], True)}] | "
+                       f"{f(r['diff_vs_strongest_on_eval'], True)} |")
         out.append("")
     return "\n".join(out)
+
+
+def plot_subsets(rows: list[dict], path) -> None:
+    """One panel per task: every team's eval headroom over its validation-chosen best member (95% CI) against
+    the spread of its members on validation — where the room is, if anywhere."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.6), squeeze=False, sharey=False)
+    for ax, task in zip(axes[0], tasks):
+        sub = [r for r in rows if r["task"] == task]
+        x, y = np.array([r["spread_val"] for r in sub]), np.array([r["diff_vs_best"] for r in sub])
+        err = np.array([[r["diff_vs_best"] - r["ci_low"] for r in sub], [r["ci_high"] - r["diff_vs_best"] for r in sub]])
+        resolved = np.array([r["ci_low"] > 0 or r["ci_high"] < 0 for r in sub])
+        ax.axhline(0, color="0.5", lw=0.8)
+        ax.errorbar(x, y, yerr=np.nan_to_num(err), fmt="none", ecolor="0.75", lw=0.8)
+        ax.scatter(x[~resolved], y[~resolved], s=18, color="0.55", label="CI includes 0")
+        ax.scatter(x[resolved], y[resolved], s=22, color=np.where(y[resolved] > 0, "tab:green", "tab:red"),
+                   label="CI excludes 0")
+        ax.set_title(f"{task} ({sub[0]['n']:,} eval examples)", fontsize=10)
+        ax.set_xlabel("spread of the team on validation (best − weakest, points)", fontsize=9)
+        ax.tick_params(labelsize=9)
+    axes[0][0].set_ylabel("ensemble − best member on eval (points)", fontsize=9)
+    fig.suptitle("Which teams of teachers have headroom: every subset of two or more teachers", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def reading(head: dict, best: str, oracle: dict) -> str:
