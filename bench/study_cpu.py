@@ -144,7 +144,7 @@ def publish(run: Path, dest: Path, log) -> None:
     for name in ("report.md", "report.html", "config.yaml", "timing.md", "timing.json"):
         if (run / name).is_file():
             shutil.copy2(run / name, dest / name)
-    for sub in ("results", "analysis"):
+    for sub in ("results", "analysis", "report_files"):   # report_files: the figures the report draws
         if (run / sub).is_dir():
             shutil.copytree(run / sub, dest / sub, dirs_exist_ok=True)
     from mtkd.analysis.evidence import write_evidence

@@ -113,9 +113,9 @@ def main(argv=None) -> list[dict]:
     run("mtkd headroom mtkd.yaml --out runs/reviews")
     # 4. teachers (cached from headroom), students, evaluation, analysis, report
     run("mtkd run mtkd.yaml --out runs/reviews")
-    report = Path("runs/reviews/report.md").read_text(encoding="utf-8").split("\n## ")
-    verdict = next(s for s in report if s.startswith("Verdict"))
-    print("\n# runs/reviews/report.md (and report.html), its verdict:\n## " + verdict.rstrip())
+    report = Path("runs/reviews/report.md").read_text(encoding="utf-8").splitlines()
+    answer = next(line for line in report if line.startswith("**Answer.** "))
+    print("\n# runs/reviews/report.md (and report.html), its answer:\n" + answer)
     # 5. ship the student the analysis selected, and use it without mtkd
     with contextlib.suppress(FileNotFoundError):
         import shutil

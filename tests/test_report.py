@@ -2,12 +2,13 @@
 import csv
 import json
 import os
+import re
 
 import pytest
 
 from _fake_run import build_fake_run
 from mtkd.analysis import analyze
-from mtkd.analysis.run import ensure_analysis
+from mtkd.analysis.run import analysis_problem
 from mtkd.cli import main
 from mtkd.errors import MtkdError
 from mtkd.report import build_report as _build_report
@@ -27,8 +28,9 @@ def _metric(run, task, method):
 
 
 def build_report(run):
-    """What `mtkd report` does: analyse when needed, then the report."""
-    ensure_analysis(run)
+    """What `mtkd report` does: analyse when needed (here with fewer resamples, for speed), then the report."""
+    if analysis_problem(run):
+        analyze(run, n_resamples=500)
     return _build_report(run)
 
 
@@ -104,23 +106,127 @@ def test_report_contains_computed_verdict(tmp_path):
     assert avg_verdict == ("multi-teacher better" if lo > 0 else "multi-teacher worse" if hi < 0
                            else "no significant difference")
     assert gap_ci[0] <= success["average_gap_closed_by_best_student_pct"] <= gap_ci[1]
+    ci = lambda r: f"[{float(r['ci_low']):+.2f}, {float(r['ci_high']):+.2f}]"   # noqa: E731  the one CI style
     for line in ("better on 1, worse on 0, no significant difference on 1 of 2 tasks",
                  f"bin: multi-teacher better. multi_average − kd_t_a = {gain:+.2f} pp accuracy on eval, "
-                 f"95% CI [{sig['bin']['ci_low']}, {sig['bin']['ci_high']}]",
+                 f"95% CI {ci(sig['bin'])}",
                  "tri: no significant difference.",
-                 f"Average over tasks: {avg_verdict}. {float(sig['AVG']['diff_pp']):+.2f} pp, 95% CI "
-                 f"[{sig['AVG']['ci_low']}, {sig['AVG']['ci_high']}]",
-                 f"closes on average {success['average_gap_closed_by_best_student_pct']:.0f}% (95% CI "
-                 f"{gap_ci[0]:.0f} to {gap_ci[1]:.0f}%)"):
+                 f"Average over tasks: {avg_verdict}. {float(sig['AVG']['diff_pp']):+.2f} pp accuracy, 95% CI "
+                 f"{ci(sig['AVG'])}",
+                 f"closes on average {success['average_gap_closed_by_best_student_pct']:.0f}% "
+                 f"[{gap_ci[0]:.0f}, {gap_ci[1]:.0f}]"):
         assert line in md and line in page
     assert "## Multi-teacher vs best single-teacher student, per example" in md
-    assert "bin: 3 teachers, 1 baseline, 3 single-teacher and 2 multi-teacher students; nothing missing." in md
-    assert "```yaml\nname: fake-run" in md                # config verbatim
+    assert "bin, tri: 3 teachers, 1 baseline, 3 single-teacher and 2 multi-teacher students; nothing missing." in md
+    # the config: a link in the Markdown, a closed section of the page (verbatim)
+    assert "config.yaml, 22 lines: [config.yaml](config.yaml)" in md and "```yaml" not in md
+    assert "<details><summary>config.yaml, 22 lines</summary>" in page and "name: fake-run" in page
     assert "| multi_average | multi |" in md               # master table
     for name in FIGURES:
         assert f"(analysis/{name})" in md
-    assert page.count('src="data:image/png;base64,') == len(FIGURES)
+    assert "(report_files/forest.png)" in md and (run / "report_files" / "forest.png").read_bytes()[:8] == PNG_MAGIC
+    assert page.count('src="data:image/png;base64,') == len(FIGURES) + 1
     assert 'src="analysis/' not in page                    # self-contained
+
+
+def test_the_answer_comes_first(tmp_path):
+    """The question, the answer in two sentences, the summary table (from success_metrics and significance.csv)
+    and the forest plot open the report, then the contents; the headroom follows, then every table."""
+    run = build_fake_run(tmp_path)
+    md_path, html_path = build_report(run)
+    md, page = md_path.read_text(), html_path.read_text()
+    sections = [line for line in md.splitlines() if line.startswith("## ")]
+    assert sections[:4] == ["## The answer", "## Contents", "## Headroom: the teachers together vs the best teacher",
+                            "## Multi-teacher vs best single-teacher student, per example"]
+    answer = next(line for line in md.splitlines() if line.startswith("**Answer.** "))
+    assert answer.startswith("**Answer.** Partly: the best multi-teacher student is better on bin (+")
+    assert "not significantly different on tri" in answer and "one seed (0)" in answer
+    assert answer.count(". ") == 1 and answer.endswith(".")   # two sentences
+    success = json.loads((run / "analysis" / "success_metrics.json").read_text())
+    sig = {r["task"]: r for r in _rows(run / "analysis" / "significance.csv") if r["selected"] == "true"}
+    head = md[md.index("| task | metric |"):].split("\n\n")[0].splitlines()
+    assert len(head) == 2 + 3                                  # header, rule, bin, tri, AVG
+    bin_row = [c.strip() for c in head[2].split("|")[1:-1]]
+    s = success["tasks"]["bin"]
+    assert bin_row[:7] == ["bin", "accuracy", f"kd_t_a {s['best_single']['value']:.2f}",
+                           f"multi_average {s['best_multi']['value']:.2f}",
+                           f"{float(sig['bin']['diff_pp']):+.2f} [{float(sig['bin']['ci_low']):+.2f}, "
+                           f"{float(sig['bin']['ci_high']):+.2f}]", sig["bin"]["p_holm"], "multi-teacher better"]
+    room = success["headroom"]["bin"]
+    assert bin_row[8] == f"{room['diff_pp']:+.2f} [{room['ci_pp'][0]:+.2f}, {room['ci_pp'][1]:+.2f}] ({room['ensemble']})"
+    assert head[4].startswith("| AVG | accuracy |") and "— (not in Holm)" in head[4]
+    # the forest plot is right after the table; the contents link every section, with MkDocs' anchors
+    assert md.index("| AVG |") < md.index("![Every strategy against the best single-teacher student]") < \
+        md.index("## Contents")
+    import markdown
+    site = markdown.markdown(md, extensions=["toc", "tables"])
+    ids = set(re.findall(r'<h[1-6] id="([^"]+)"', site))
+    toc = re.findall(r"\]\(#([^)]+)\)", md)
+    assert len(toc) == len(sections) - 1 and set(toc) <= ids   # every section but Contents itself
+    assert all(f'id="{a}"' in page and f'href="#{a}"' in page for a in toc)
+
+
+def test_long_tables_are_one_click_away(tmp_path):
+    """A table of more than 25 rows is a closed section of the page and a link in the Markdown; constant columns
+    are said once; one CI column; ECE in %; file names are links."""
+    run = build_fake_run(tmp_path)
+    (run / "findings.md").write_text("Numbers in `analysis/significance.csv` and results/master_results.csv; "
+                                     "both *and* none.\n")
+    md_path, html_path = build_report(run)
+    md, page = md_path.read_text(), html_path.read_text()
+    n = len(_rows(run / "analysis" / "students_at_teacher_worst.csv"))
+    assert n > 25
+    assert (f"{n} rows: [analysis/students_at_teacher_worst.md](analysis/students_at_teacher_worst.md) · "
+            f"[analysis/students_at_teacher_worst.csv](analysis/students_at_teacher_worst.csv)") in md
+    assert f"<details><summary>Show the table ({n} rows)</summary>" in page
+    sig_md = md[md.index("## Multi-teacher vs best single-teacher student"):md.index("## Multi-teacher advantage")]
+    header = next(line for line in sig_md.splitlines() if line.startswith("| task"))
+    assert "| 95% CI |" in header and "ci_low" not in header and "selected_on" not in header
+    assert "p_per_seed" not in header and "one seed pair per row: p_per_seed is p_value" in sig_md
+    assert "the same in every row: " in sig_md and "selected_on = validation" in sig_md
+    calib = md[md.index("## Calibration (eval)"):]
+    assert "| ECE (%) |" in calib.splitlines()[next(i for i, l in enumerate(calib.splitlines()) if l.startswith("| "))]
+    t_a = next(r for r in _rows(run / "analysis" / "calibration.csv") if r["model"] == "t_a")
+    assert f"| {100 * float(t_a['ECE']):.2f} |" in calib
+    assert "[`analysis/significance.csv`](analysis/significance.csv)" in md
+    assert "[results/master_results.csv](results/master_results.csv)" in md
+    assert '<a href="analysis/significance.csv"><code>analysis/significance.csv</code></a>' in page
+    assert "<i>and</i>" in page and "*and*" not in page
+
+
+def test_a_duplicate_strategy_is_flagged():
+    """kl_sum trains exactly as prob_average (gap.DUPLICATE_OF): an analysis written before the duplicate_of column
+    gets it in the report, and the forest plot marks it."""
+    from mtkd.report.answer import forest_data
+    from mtkd.report.display import shown
+    cols = ["task", "method", "reference", "diff_pp", "ci_low", "ci_high", "p_value", "p_holm", "selected"]
+    sig = Table(cols, [["a", "multi_prob_average", "kd_x", "1.00", "0.10", "2.00", "0.01", "0.02", "false"],
+                       ["a", "multi_kl_sum", "kd_x", "1.00", "0.10", "2.00", "0.01", "0.02", "true"],
+                       ["b", "multi_kl_sum", "kd_x", "0.50", "-0.10", "1.00", "0.2", "0.4", "true"]])
+    table, _ = shown(sig, "significance")
+    assert [dict(zip(table.columns, r))["duplicate_of"] for r in table.rows] == ["", "multi_prob_average", ""]
+    data = forest_data(sig, {"tasks": {"a": {"metric": "accuracy"}, "b": {"metric": "f1"}}})
+    assert [r[5] for r in data[0]["rows"]] == ["", "multi_prob_average"] and data[1]["rows"][0][5] == ""
+
+
+def test_a_published_analysis_without_its_evaluation(tmp_path, capsys):
+    """A folder that kept its analysis, results and config but not the evaluation (published without evidence/) is
+    reported from the analysis as written, saying so; `mtkd report` does not try to analyse it."""
+    import shutil
+    run = build_fake_run(tmp_path)
+    build_report(run)
+    pub = tmp_path / "published"
+    for part in ("analysis", "results"):
+        shutil.copytree(run / part, pub / part)
+    shutil.copy(run / "config.yaml", pub / "config.yaml")
+    assert main(["report", str(pub)]) == 0
+    md = (pub / "report.md").read_text()
+    assert "keeps the analysis as it was published" in md and "**Answer.** Partly" in md
+    assert "bin, tri: 3 teachers, 1 baseline, 3 single-teacher and 2 multi-teacher students" in md
+    assert "analysing" not in capsys.readouterr().out
+    (pub / "analysis" / "calibration.csv").unlink()
+    with pytest.raises(MtkdError, match="calibration.csv is missing"):
+        _build_report(pub)
 
 
 def test_report_says_what_is_missing(tmp_path):
@@ -221,7 +327,7 @@ def test_table_escaping():
 def test_master_table_in_the_report_is_mean_and_sd():
     """The report folds every `<column>_sd` of master_results.csv into its column ("mean ± sd"); a model of
     one seed keeps its plain mean, a column without an sd stays as it is."""
-    from mtkd.report.build import mean_sd
+    from mtkd.report.display import mean_sd
     t = mean_sd(Table(["method", "type", "a_acc", "a_acc_sd", "AVG", "AVG_sd", "transfer"],
                       [["t", "teacher", "50.00", "", "50.00", "", ""], ["s", "multi", "31.25", "26.52", "31.25", "26.52", "a"]]))
     assert t.columns == ["method", "type", "a_acc", "AVG", "transfer"]
@@ -273,3 +379,33 @@ def test_a_ci_and_a_p_value_that_disagree_are_worded_so():
     assert _disagreement("no significant difference", 0.3) == ""
     assert "borderline" in _disagreement("multi-teacher worse", 0.08)
     assert _disagreement("multi-teacher better", 0.01) == ""
+
+
+def test_a_joint_sweep_is_one_figure_per_task_on_one_scale(tmp_path, monkeypatch):
+    """A T × alpha grid: per task one figure of every multi-teacher strategy and the validation-best single-teacher
+    student (drawn from sweep_results.csv, one colour scale), the sweep's own grid PNGs linked beside it."""
+    from mtkd.report import plots
+    from mtkd.report.build import sweep_blocks
+    folder = tmp_path / "sweeps" / "grid"
+    folder.mkdir(parents=True)
+    rows = ["point,T,alpha,method,type,demo_acc,AVG,val_AVG,demo_gap_closed,trained_in"]
+    for t in ("1", "4"):
+        for a in ("0.5", "0.9"):
+            for method, kind, val in (("multi_average", "multi", 70), ("kd_a", "single", 60), ("kd_b", "single", 65)):
+                score = val + float(t) + float(a)
+                rows.append(f"T={t}_alpha={a},{t},{a},{method},{kind},{score:.2f},{score:.2f},{score + 1:.2f},50,point")
+    (folder / "sweep_results.csv").write_text("\n".join(rows) + "\n")
+    (folder / "grid_demo_multi_average.png").write_bytes(PNG_MAGIC)
+    (folder / "sweep.json").write_text(json.dumps({
+        "base_run": str(tmp_path), "params": {"distill.temperature": ["1", "4"], "distill.alpha": ["0.5", "0.9"]},
+        "outputs": ["sweep_results.csv", "grid_demo_multi_average.png"]}))
+    drawn = []
+    monkeypatch.setattr(plots, "sweep_grids", lambda *a: drawn.append(a) or PNG_MAGIC)
+    saved = {}
+    blocks = sweep_blocks(tmp_path, lambda name, png: saved.setdefault(name, png) and f"report_files/{name}")
+    (title, x_name, xs, y_name, ys, grids, metric), = drawn
+    assert (x_name, xs, y_name, ys, metric) == ("T", ["1", "4"], "alpha", ["0.5", "0.9"], "demo_acc")
+    assert [g[0] for g in grids] == ["multi_average", "kd_b (best single, val)"]
+    assert grids[0][1][1, 1] == pytest.approx(74.9) and grids[0][2] == (1, 1)   # T=4, alpha=0.9: the best cell
+    assert [b[1] for b in blocks if b[0] == "img"] == ["report_files/sweep_sweeps_grid_demo.png"]
+    assert any("sweeps/grid/grid_demo_multi_average.png" in b[1] for b in blocks if b[0] == "p")

@@ -391,7 +391,7 @@ def test_report_shows_sweeps_and_hand_written_findings(base, capsys, tmp_path):
     capsys.readouterr()
     assert main(["report", str(run)]) == 0
     md, page = (run / "report.md").read_text(), (run / "report.html").read_text()
-    assert md.index("## Verdict") < md.index("## Findings") < md.index("## What this run contains")
+    assert md.index("## The answer") < md.index("## Findings") < md.index("## What this run contains")
     assert "Many voices **did not** beat one on `demo`." in md
     assert "<b>did not</b>" in page and "<code>demo</code>" in page and "<li>a</li><li>b</li>" in page
     for rel in ("sweeps/a_rep", "nested/sweeps/T2"):

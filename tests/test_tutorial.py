@@ -128,7 +128,7 @@ def test_tutorial_runs_end_to_end(capsys, tmp_path, monkeypatch):
     assert (run / "headroom" / "headroom.md").is_file() and (run / "report.html").is_file()
     cfg = yaml.safe_load((tmp_path / "tutorial" / "mtkd.yaml").read_text())
     assert [t["name"] for t in cfg["teachers"]] == ["minilm", "tfidf", "api"]
-    assert "## Verdict" in out and "checked on all" in out
+    assert "**Answer.** " in out and "checked on all" in out
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     commands = re.findall(r"^\$ (mtkd .*)$", out, flags=re.M)
     assert len(commands) == 5

@@ -52,7 +52,7 @@ def analyze(run_dir: Path, split: str = "validation", n_resamples: int = signifi
     atomic_write_text(out / "success_metrics.json", json.dumps(success, indent=2) + "\n")
     written.append(out / "success_metrics.json")
     figs = []
-    for file, title, caption, png in _figures(tasks, summaries):
+    for file, title, caption, png in _figures(tasks, summaries, sigs):
         atomic_write_bytes(out / file, png)
         written.append(out / file)
         figs.append({"file": file, "title": title, "caption": caption})
@@ -93,7 +93,10 @@ def analysis_problem(run_dir: Path) -> str | None:
 
 
 def ensure_analysis(run_dir: Path, log=print) -> Path:
-    """Analyse RUN when its analysis is not current (saying so), keeping the split chosen before."""
+    """Analyse RUN when its analysis is not current (saying so), keeping the split chosen before; a folder that
+    kept only its analysis (published without evidence) has nothing to analyse and is left as it is."""
+    if not eval_manifests(run_dir) and (Path(run_dir) / ANALYSIS_DIR / "manifest.json").is_file():
+        return Path(run_dir) / ANALYSIS_DIR
     problem = analysis_problem(run_dir)
     if problem:
         log(f"[analyze] {problem}: analysing the run")
@@ -364,11 +367,12 @@ def _ranking_table(tasks: list[TaskEval]) -> Table:
 
 # ---------------------------------------------------------------- figures
 
-def _figures(tasks: list[TaskEval], summaries: dict):
+def _figures(tasks: list[TaskEval], summaries: dict, sigs: dict):
     yield ("gap_analysis.png", "Teachers, baseline and students",
-           "Left: official metric of every model per task (dashed: best teacher, selected on validation; dotted: baseline). "
-           "Right: share of the baseline-to-best-teacher gap each KD student closes.",
-           figures.gap_analysis([_gap_data(t, summaries[t.name]) for t in tasks]))
+           "Top: official metric of every model per task with its paired-bootstrap 95% interval over eval examples "
+           "(dashed: best teacher, selected on validation; dotted: baseline). Bottom: share of the baseline-to-best-"
+           "teacher gap each KD student closes, with its 95% interval.",
+           figures.gap_analysis([_gap_data(t, summaries[t.name], sigs[t.name]) for t in tasks]))
     region_data = []
     for t in tasks:
         tp = preds(t)
@@ -376,10 +380,14 @@ def _figures(tasks: list[TaskEval], summaries: dict):
         region_data.append({"task": t.name, "shares": [pct for _, _, pct in agreement.region_shares(region)],
                             "models": {m.method: list(np.mean([agreement.region_accuracy(p, t.labels, region)
                                                                for p in m.seed_preds()], axis=0))
-                                       for m in t.students}})
+                                       for m in t.students},
+                            "highlight": {"baseline": summaries[t.name]["baseline"]["method"],
+                                          "best single": summaries[t.name]["best_single"]["method"],
+                                          "best multi": summaries[t.name]["best_multi"]["method"]}})
     yield ("agreement_breakdown.png", "Student accuracy by teacher-agreement region",
            "Accuracy of each student on the eval examples where the teachers all agree, partly disagree or "
-           "fully disagree (share of examples in the axis labels).",
+           "fully disagree (share of examples in the axis labels; empty regions left out): the baseline and the "
+           "validation-selected best single- and multi-teacher students in colour, every other student grey.",
            figures.agreement_breakdown(region_data, list(agreement.REGIONS)))
     fail_data = [{"task": t.name, "n": len(t.labels),
                   "models": {m.method: failures.failure_counts(m.logits.argmax(axis=1), preds(t), t.labels)
@@ -404,13 +412,14 @@ def _figures(tasks: list[TaskEval], summaries: dict):
             probs = confidence.softmax(m.logits)
             count, conf, acc = calibration.reliability(probs, t.labels)
             curves.append({"label": f"{role}: {m.method}", "count": count, "conf": conf, "acc": acc,
-                           "ece": calibration.ece(probs, t.labels)})
+                           "ece": calibration.ece(probs, t.labels), "seed": m.seeds[0] if m.seeds else None})
         yield (f"reliability_{safe_name(t.name)}.png", f"Reliability diagram: {t.name}",
-               f"Accuracy against confidence in {calibration.N_BINS} bins (eval); the diagonal is perfect calibration.",
+               f"Accuracy against confidence in {calibration.N_BINS} bins (eval, the run seed's logits; ECE in %); "
+               f"the diagonal is perfect calibration.",
                figures.reliability(t.name, curves))
 
 
-def _gap_data(t: TaskEval, s: dict) -> dict:
+def _gap_data(t: TaskEval, s: dict, sig: dict) -> dict:
     bars = [(m.method, m.type, m.metric, s["gap_closed_pct"].get(m.method)) for m in t.models]
-    return {"task": t.name, "metric": t.metric, "bars": bars,
+    return {"task": t.name, "metric": t.metric, "bars": bars, "ci": sig["metric_ci"], "gap_ci": sig["gap_ci"],
             "teacher": s["best_teacher"]["value"], "baseline": s["baseline"]["value"]}

@@ -32,13 +32,15 @@ COLUMNS = ["task", "method", "reference", "diff_pp", "ci_low", "ci_high", "p_val
 
 def task_significance(task, n_resamples: int = stats.N_RESAMPLES) -> dict:
     """{"rows": [row dict per multi-teacher student], "headline": the selected row or None,
-    "gap_ci": {student: (low, high)}, "samples": bootstrap distribution of the headline difference,
+    "gap_ci": {student: (low, high)}, "metric_ci": {model: (low, high)} (its eval metric's 95% interval),
+    "samples": bootstrap distribution of the headline difference,
     "gap_samples": bootstrap distribution of the gap closed by the best student (selected on validation)}."""
     sel = gap.selection(task)
     boot = stats.bootstrap_metrics(task.labels, {m.method: m.seed_preds() for m in task.models}, task.metric,
                                    len(task.label_names), n_resamples, seed=[stats.SEED, zlib.crc32(task.name.encode())],
                                    pos_label=task.pos_label)
-    out = {"rows": [], "headline": None, "gap_ci": {}, "samples": None, "gap_samples": None}
+    out = {"rows": [], "headline": None, "gap_ci": {}, "samples": None, "gap_samples": None,
+           "metric_ci": {m: stats.percentile_ci(b) for m, b in boot.items()}}   # each model's metric, for the plots
     if sel["baseline"] and sel["teacher"]:
         for m in task.of_type("single", "multi"):
             closed = gap.gap_closed(boot[m.method], boot[sel["baseline"].method], boot[sel["teacher"].method])
