@@ -252,7 +252,24 @@ def test_one_teacher_run(tmp_path):
     assert [r["share (%)"] for r in regions if r["task"] == "bin"] == ["100.00", "0.00", "0.00"]
     assert all(r["Fleiss kappa"] == "n/a" for r in _rows(run / "analysis" / "teacher_ceilings.csv"))
     assert _rows(run / "analysis" / "teacher_pairwise_agreement.csv") == []
-    assert "nothing missing" in md_path.read_text()
+    md = md_path.read_text()
+    assert "nothing missing" in md and "headroom: ensemble" not in md   # one teacher: no headroom column
+    assert "**Answer.** " in md and "(report_files/forest.png)" in md
+
+
+def test_one_task_run(tmp_path):
+    """One task: the answer has no average, the table no AVG row, the forest plot one panel; the report says what
+    the config names but the run did not evaluate."""
+    import shutil
+    run = build_fake_run(tmp_path)
+    shutil.rmtree(run / "tri")
+    md = build_report(run)[0].read_text()
+    answer = next(line for line in md.splitlines() if line.startswith("**Answer.** "))
+    assert answer.startswith("**Answer.** Yes: on bin the best multi-teacher student is better than the best "
+                             "single-teacher student (+")
+    assert "One seed (0):" in answer and "Averaged" not in answer
+    assert "| AVG |" not in md[:md.index("## Contents")]
+    assert "tri: not evaluated" in md
 
 
 def test_teachers_only_run(tmp_path):

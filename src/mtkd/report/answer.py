@@ -69,6 +69,14 @@ def answer(sig: Table, success: dict, seeds: list) -> str:
     def named(rows):
         return _join([f"{r['task']} ({num(r['diff_pp'], 2, True)} {unit(success['tasks'][r['task']]['metric'])} "
                       f"{ci_text(r['ci_low'], r['ci_high'])}, Holm p {r['p_holm']})" for r in rows])
+    if n == 1:
+        r = heads[0]
+        how = {"multi-teacher better": "better than", "multi-teacher worse": "worse than"}.get(
+            _verdict(success, r), "not significantly different from")
+        first = (f"{lead}: on {r['task']} the best multi-teacher student is {how} the best single-teacher student "
+                 f"({num(r['diff_pp'], 2, True)} {unit(success['tasks'][r['task']]['metric'])} "
+                 f"{ci_text(r['ci_low'], r['ci_high'])}, Holm p {r['p_holm']}).")
+        return f"{first} {seeds_sentence(seeds)}"
     clauses = [f"better on {named(better)}" if better else "better on no task"]
     if worse:
         clauses.append(f"worse on {named(worse)}")
