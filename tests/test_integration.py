@@ -1,4 +1,5 @@
 """Integration tests on the packaged MiniLM (offline) and on real GLUE SST-2 from ../shared."""
+import json
 from pathlib import Path
 
 import numpy as np
@@ -70,3 +71,9 @@ def test_demo_end_to_end(tmp_path):
     assert acc["no_kd"] > 70                              # the baseline learns
     assert any(abs(acc[m] - acc["no_kd"]) > 1 for m in acc if m.startswith(("kd_", "multi_")))
     assert (out / "report.html").is_file() and (out / "analysis" / "ranking_heatmap.png").is_file()
+    # the shipped student, quantized (issue 34): int8 agrees with the run on >= 99% of the demo's eval examples
+    ship = tmp_path / "ship"
+    assert main(["export", str(out), "--out", str(ship), "--quantize", "int8"]) == 0
+    q = json.loads((ship / "mtkd_export.json").read_text())["int8"]
+    n_eval = len((out / "demo" / "data" / "eval.jsonl").read_text().splitlines())
+    assert q["checked_examples"] == n_eval and q["argmax_agreement"] >= 0.99, q

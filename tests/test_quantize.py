@@ -54,6 +54,7 @@ def test_int8_export_is_checked_and_loads_with_one_call(capsys, tmp_path, pairs,
     quantized = [m for m in model.modules() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)]
     assert len(quantized) == q["quantized_linear_layers"]
     assert not any(type(m) is torch.nn.Linear for m in model.modules())
+    assert "per-channel" in q["scheme"] and all(m.weight().qscheme() == torch.per_channel_affine for m in quantized)
     from mtkd.models import encode, load_tokenizer
     from mtkd.train import predict
     texts = [tuple(r["text"]) for r in rows]
