@@ -400,7 +400,8 @@ def test_a_ci_and_a_p_value_that_disagree_are_worded_so():
 
 def test_a_joint_sweep_is_one_figure_per_task_on_one_scale(tmp_path, monkeypatch):
     """A T × alpha grid: per task one figure of every multi-teacher strategy and the validation-best single-teacher
-    student (drawn from sweep_results.csv, one colour scale), the sweep's own grid PNGs linked beside it."""
+    student (drawn from sweep_results.csv, one colour scale; axes in the sweep's order, which sweep.json's sorted
+    keys lose and the CSV's columns keep), the sweep's own grid PNGs linked beside it."""
     from mtkd.report import plots
     from mtkd.report.build import sweep_blocks
     folder = tmp_path / "sweeps" / "grid"
@@ -414,7 +415,7 @@ def test_a_joint_sweep_is_one_figure_per_task_on_one_scale(tmp_path, monkeypatch
     (folder / "sweep_results.csv").write_text("\n".join(rows) + "\n")
     (folder / "grid_demo_multi_average.png").write_bytes(PNG_MAGIC)
     (folder / "sweep.json").write_text(json.dumps({
-        "base_run": str(tmp_path), "params": {"distill.temperature": ["1", "4"], "distill.alpha": ["0.5", "0.9"]},
+        "base_run": str(tmp_path), "params": {"distill.alpha": ["0.5", "0.9"], "distill.temperature": ["1", "4"]},
         "outputs": ["sweep_results.csv", "grid_demo_multi_average.png"]}))
     drawn = []
     monkeypatch.setattr(plots, "sweep_grids", lambda *a: drawn.append(a) or PNG_MAGIC)

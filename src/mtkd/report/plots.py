@@ -67,6 +67,8 @@ def sweep_grids(title: str, x_name: str, xs: list[str], y_name: str, ys: list[st
     each, all on one colour scale (one colour bar), the validation-selected cell boxed."""
     finite = np.concatenate([g[1][np.isfinite(g[1])] for g in grids]) if grids else np.array([])
     vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if vmax - vmin < 1e-9:   # one value everywhere: a scale around it (else each panel normalises on its own)
+        vmin, vmax = vmin - 0.5, vmax + 0.5
     rows, cols = _grid(len(grids), min(PER_ROW, 3))
     fig = Figure(figsize=(min(WIDTH, 3.3 * cols + 1.2), rows * max(2.6, 0.42 * len(ys) + 1.5) + 0.5),
                  layout="constrained")

@@ -76,10 +76,10 @@ def _sweep_section(folder: Path, rel: str, save) -> list[tuple]:
     pngs = [o for o in outputs if o.endswith(".png") and (folder / o).is_file()]
     for png in pngs:
         (folder / png).read_bytes()   # unreadable: the whole sweep is left out, not the report
-    varying = [k for k, v in params.items() if len(v) > 1]
     grids = [p for p in pngs if p.startswith("grid_")]
-    if save and len(varying) == 2 and grids and "sweep_results.csv" in tables:
-        blocks += _shared_grids(folder, rel, params, varying, save)
+    shared = _shared_grids(folder, rel, params, save) if save and grids and "sweep_results.csv" in tables else []
+    if shared:
+        blocks += shared
         blocks.append(("p", "Each student's grid as the sweep drew it: "
                             + ", ".join(f"{rel}/{p}" for p in grids) + "."))
         pngs = [p for p in pngs if p not in grids]
@@ -87,11 +87,16 @@ def _sweep_section(folder: Path, rel: str, save) -> list[tuple]:
     return blocks
 
 
-def _shared_grids(folder: Path, rel: str, params: dict, varying: list[str], save) -> list[tuple]:
+def _shared_grids(folder: Path, rel: str, params: dict, save) -> list[tuple]:
+    """The grid's axes in the order the sweep was given (sweep_results.csv's columns between point and method;
+    sweep.json's keys may be sorted): the first swept setting across, the second up, as `mtkd sweep` draws them."""
     table = read_csv(folder / "sweep_results.csv")
     rows = [dict(zip(table.columns, r)) for r in table.rows]
-    px, py = (SHORT.get(k, k.rsplit(".", 1)[-1]) for k in varying)
-    xs, ys = [str(v) for v in params[varying[0]]], [str(v) for v in params[varying[1]]]
+    values = {SHORT.get(k, k.rsplit(".", 1)[-1]): [str(v) for v in vs] for k, vs in params.items()}
+    varying = [c for c in table.columns[1:table.columns.index("method")] if len(values.get(c, [])) > 1]
+    if len(varying) != 2:
+        return []
+    (px, xs), (py, ys) = ((c, values[c]) for c in varying)
     tasks = [c.removesuffix("_gap_closed") for c in table.columns if c.endswith("_gap_closed")]
     blocks = []
     for task in tasks:
