@@ -125,18 +125,18 @@ def test_saved_student_is_pruned_and_reloads_to_the_same_predictions(sparse_run)
         np.testing.assert_array_equal(logits, np.load(folder / "logits_eval.npy"))
 
 
-def test_sparsity_is_in_the_student_key_only_when_sparse(sparse_run, monkeypatch):
+def test_sparsity_is_in_the_student_key_only_when_sparse(sparse_run):
     """Dense students are keyed without the sparsity fields (older caches stay valid, a schedule change does not
     retrain them); a sparse student's key holds every sparsity field, so changing any of them retrains it."""
     from mtkd.config import load_config
     from mtkd.experiments import Run, Student
+    from mtkd.pipeline import students
     from mtkd.tasks import load_task
     cfg, out = sparse_run
     keys = {}
-    monkeypatch.setattr(Run, "stage", lambda self, folder, key, build, **kw: keys.setdefault(self.cfg.student.sparsity, key))
     for over in (["student.sparsity=0"], ["student.sparsity=0.6"]):
         c = load_config(cfg, over)
-        Run(c, out)._student_stage(load_task(c.tasks[0]), Student("no_kd", "baseline"))
+        keys[c.student.sparsity] = students.key(Run(c, out), load_task(c.tasks[0]), Student("no_kd", "baseline"))
     assert not any(k.startswith("sparsity") for k in keys[0.0]["student"])
     assert {k: v for k, v in keys[0.6]["student"].items() if k.startswith("sparsity")} == {
         "sparsity": 0.6, "sparsity_schedule": "cubic", "sparsity_start": 0.0, "sparsity_end": 0.75,
@@ -146,14 +146,13 @@ def test_sparsity_is_in_the_student_key_only_when_sparse(sparse_run, monkeypatch
 def test_auto_temperature_records_the_chosen_points_sparsity(tmp_path, monkeypatch):
     """temperature: auto trains one sparse student per grid value; the manifest's sparsity is that of the
     validation-best one (the k-th pruner's record for the k-th grid value), not of the last one trained."""
-    from mtkd import experiments
     made = []
 
     class Recording(sparsity.Pruner):
         def finish(self):
             made.append(len(made))
             return {**super().finish(), "grid_index": made[-1]}
-    monkeypatch.setattr(experiments.sparsity, "from_config",
+    monkeypatch.setattr(sparsity, "from_config",
                         lambda model, st: Recording(model, st.sparsity, st.sparsity_schedule, st.sparsity_start,
                                                     st.sparsity_end, st.sparsity_structured))
     cfg = tmp_path / "auto.yaml"

@@ -323,12 +323,13 @@ def _spy_recipe(monkeypatch, d, name, data):
     """Run config `data` up to the multi-teacher students with `train` spied: (its recipe, its train set size,
     the task, the run folder)."""
     seen = {}
-    real_train = experiments.train
+    from mtkd.pipeline import students
+    real_train = students.train
 
     def spy(model, train_data, spec, recipe, *a, **k):
         seen["recipe"], seen["n"] = recipe, len(train_data)
         return real_train(model, train_data, spec, recipe, *a, **k)
-    monkeypatch.setattr(experiments, "train", spy)
+    monkeypatch.setattr(students, "train", spy)
     cfg, out = d / f"{name}.yaml", d / name
     cfg.write_text(yaml.safe_dump(data))
     experiments.run_config(cfg, out, until="multi", log=lambda _: None)

@@ -231,15 +231,15 @@ def main(argv=None) -> int:
 def _headroom(args) -> int:
     """mtkd headroom: the data, teacher and logit stages (cached, as `mtkd run` would build them), then the
     headroom tables of analysis/headroom.py, printed and written to RUN/headroom/."""
-    from . import experiments
     from .analysis import headroom
     from .config import load_config
     from .io import atomic_write_text
+    from .pipeline.run import run_config
     from .tables import Table
     cfg = load_config(args.config, args.overrides)
     if len(cfg.teachers) < 2:   # before anything is trained
         raise MtkdError(f"headroom compares several teachers; the config has {len(cfg.teachers)}")
-    out = experiments.run_config(args.config, args.out, args.overrides, "logits", args.recompute, reuse=args.reuse)
+    out = run_config(args.config, args.out, args.overrides, "logits", args.recompute, reuse=args.reuse)
     results = [headroom.from_logit_store(out, t.name, [x.name for x in cfg.teachers]) for t in cfg.tasks]
     rows, pairs = headroom.table_rows(results)
     md = headroom.markdown(results)
@@ -267,11 +267,11 @@ def _one_line(msg: str) -> str:
 
 
 def _dispatch(args) -> int:
-    from . import experiments
+    from .pipeline.run import run_config   # here, not at the top: it imports torch (mtkd --help stays quick)
     if args.command == "demo":
-        out = experiments.run_config(demo_config_path(args.transfer),
-                                     args.out or ("runs/demo_transfer" if args.transfer else "runs/demo"),
-                                     args.overrides, "report", args.recompute)
+        out = run_config(demo_config_path(args.transfer),
+                         args.out or ("runs/demo_transfer" if args.transfer else "runs/demo"),
+                         args.overrides, "report", args.recompute)
         print(f"done: {out / 'results' / 'master_results.md'}")
         print((out / "results" / "master_results.md").read_text())
         return 0
@@ -288,8 +288,8 @@ def _dispatch(args) -> int:
         return 0
     if args.command == "run" or args.command in STAGE_COMMANDS:
         until = STAGE_COMMANDS.get(args.command, "report")
-        out = experiments.run_config(args.config, args.out, args.overrides, until, args.recompute, n_seeds=args.seeds,
-                                     reuse=args.reuse)
+        out = run_config(args.config, args.out, args.overrides, until, args.recompute, n_seeds=args.seeds,
+                         reuse=args.reuse)
         from .runtime import is_main
         if not is_main():   # under accelerate launch, rank 0 speaks for the run
             return 0
@@ -310,7 +310,7 @@ def _dispatch(args) -> int:
         print(f"done: {len(files)} files in {args.out}")
         return 0
     if args.command == "verify-logits":
-        from .logits import verify_run
+        from .pipeline.logits import verify_run
         lines, problems = verify_run(_run_dir(args.run_dir))
         print("\n".join(lines + [f"FAIL {p}" for p in problems]))
         if problems:   # the full list is on stdout; stderr gets one line

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from .errors import MtkdError
+from .registry import PRECISIONS, SCHEDULES, SPLITS, STRATEGIES, TRACKERS
 
 
 @dataclass
@@ -302,8 +303,6 @@ def _coerce(hint, value, where):
 
 
 def validate(cfg: RunConfig) -> RunConfig:
-    from .fusion import STRATEGIES  # late import: fusion imports torch
-
     d = cfg.distill
     if isinstance(d.temperature, str) and d.temperature != "auto":
         raise MtkdError(f"config: distill.temperature must be a number > 0 or 'auto', got '{d.temperature}'")
@@ -342,7 +341,6 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise MtkdError(f"config: eval_batch_size must be >= 1, got {cfg.eval_batch_size}")
     if cfg.threads is not None and cfg.threads < 1:
         raise MtkdError(f"config: threads must be >= 1, got {cfg.threads}")
-    from .runtime import PRECISIONS, TRACKERS
     if cfg.mixed_precision is not None and cfg.mixed_precision not in PRECISIONS:
         raise MtkdError(f"config: mixed_precision must be one of {', '.join(PRECISIONS)}, got '{cfg.mixed_precision}'")
     if not cfg.ray.cpus_per_task > 0 or not cfg.ray.gpus_per_task >= 0:
@@ -471,7 +469,6 @@ def _check_seeds(cfg: RunConfig) -> None:
 
 
 def _check_sparsity(st: StudentConfig) -> None:
-    from .sparsity import SCHEDULES
     if not 0.0 <= st.sparsity < 1.0:
         raise MtkdError(f"config: student.sparsity must be in [0, 1) (the share of weights pruned), got {st.sparsity}")
     if st.sparsity_schedule not in SCHEDULES:
@@ -500,7 +497,6 @@ def teacher_splits(cfg: RunConfig) -> list[str]:
     each task's extra eval sets (a logits-file teacher needs a file for each)."""
     has_transfer = any(t.transfer_file or t.transfer_from_train for t in cfg.tasks)
     extra = [e.name for t in cfg.tasks for e in t.extra_eval or []]
-    from .logits import SPLITS
     return list(dict.fromkeys([*SPLITS, *(["transfer"] if has_transfer else []), *extra]))
 
 
@@ -524,7 +520,6 @@ def _check_kind(t: TeacherConfig, mode: str, splits=None) -> None:
     if t.kind == "logits":
         if not t.files:
             raise MtkdError(f"{where}: kind logits needs files: {{train: PATH, validation: PATH, eval: PATH}}")
-        from .logits import SPLITS
         splits = splits or SPLITS
         missing = [s for s in splits if s not in t.files]
         extra = [s for s in t.files if s not in splits]

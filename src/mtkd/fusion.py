@@ -20,6 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .registry import LEARNABLE, OPTIONS
+
 # bumped when what this module computes changes meaning; student/teacher stage keys record it (stages.algorithm)
 VERSION = 1
 
@@ -385,9 +387,8 @@ STRATEGIES = {
     "agreement": agreement,
     "curriculum": curriculum,
 }
-LEARNABLE = {"learned_gating", "learned_gating_joint"}
-# config fields (DistillConfig) a strategy reads, as {field: keyword argument}: keyed only for its students
-OPTIONS = {"agreement": {"agreement_shift": "shift"}, "curriculum": {"curriculum_end": "end"}}
+# LEARNABLE (strategies with parameters) and OPTIONS (the config fields each reads): registry.py, with the
+# strategies' names (the config validates against those without importing torch)
 
 
 def describe(name: str) -> str:

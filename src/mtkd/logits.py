@@ -10,8 +10,7 @@ import numpy as np
 
 from .errors import MtkdError
 from .io import load_npy, read_json, sha256_file
-
-SPLITS = ("train", "validation", "eval")
+from .registry import SPLITS  # noqa: F401  (re-exported: the splits every teacher labels)
 
 
 def store_fields(teacher_name: str, label_names, arrays: dict[str, np.ndarray], fingerprints: dict[str, str]) -> dict:
@@ -70,30 +69,3 @@ def read_logits(folder: Path, split: str, label_names, fingerprint: str, n: int)
     if list(arr.shape) != list(entry["shape"]):
         raise MtkdError(f"{path}: shape {list(arr.shape)} differs from the manifest's {entry['shape']}")
     return check_array(arr, str(path), n, len(label_names))
-
-
-def verify_run(run_dir: Path) -> tuple[list[str], list[str]]:
-    """What the study's verify_logits.py did, for every logit store of a run: manifest, hashes,
-    shapes, NaN/inf, alignment with the dataset (fingerprints and labels), and each teacher's
-    accuracy against the labels. Returns (report lines, problems)."""
-    from .config import load_config
-    from .experiments import Run
-    from .tasks import load_task
-
-    run_dir = Path(run_dir)
-    cfg = load_config(run_dir / "config.yaml")
-    lines, problems = [], []
-    for tcfg in cfg.tasks:
-        task = load_task(tcfg)
-        fps = task.all_fingerprints()
-        for teacher in Run(cfg, run_dir).teacher_folders():   # every seed's, with reseed_teachers
-            folder = run_dir / task.name / "logits" / teacher
-            for split, s in task.teacher_splits().items():   # + transfer and extra eval sets
-                try:
-                    arr = read_logits(folder, split, task.label_names, fps[split], len(s))
-                except MtkdError as e:
-                    problems.append(str(e))
-                    continue
-                acc = f"acc {100 * float((arr.argmax(1) == s.labels).mean()):6.2f}%" if (s.labels >= 0).all() else "unlabelled"
-                lines.append(f"ok  {task.name:8s} {teacher:16s} {split:10s} {arr.shape[0]:>7d}x{arr.shape[1]}  {acc}")
-    return lines, problems

@@ -88,7 +88,7 @@ def at_precision(value: str):
 def find_student(run_dir, method: str | None = None, task: str | None = None) -> Student:
     """The student `method` of `task` (default: the run's only task) in a finished run; `method`
     None = the analysis's selected student (selected_student)."""
-    from .experiments import planned_students
+    from .pipeline.plan import planned_students
     from .tasks import text_columns
     run = Path(run_dir)
     if not (run / "config.yaml").is_file():

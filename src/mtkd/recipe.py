@@ -10,7 +10,7 @@
 
 `Recipe` is that step as the loss_fn(student_logits, features, idx) -> (loss, parts) that train.train
 calls; `parts` (kd, ce, mean teacher weights "w/<teacher>", the gate's loss) is what trackers log.
-The pipeline (experiments.Run) builds the teacher source and the validation fit, calls `train`
+The pipeline (pipeline/students.py) builds the teacher source and the validation fit, calls `train`
 with a Recipe and caches what comes out; it holds no distillation logic of its own.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Where a run executes, decided once per run (experiments.Run) and read by train.py and stages.py:
+"""Where a run executes, decided once per run (pipeline.run.Run) and read by train.py and stages.py:
 
 - processes: one, or N under `accelerate launch --num_processes N` (Accelerate's PartialState). Rank 0
   (the main process) decides and writes every stage; the others wait at a barrier and read.
@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import MtkdError
+from .registry import PRECISIONS
 
-PRECISIONS = ("no", "fp16", "bf16")
-TRACKERS = ("none", "tensorboard", "mlflow", "wandb")
+TRACKER_MODULES = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}   # registry.TRACKERS' libraries
 
 
 def _state():
@@ -145,10 +145,9 @@ def tracking_as(run_name: str):
 
 def check_tracker(backend: str) -> None:
     """Refuse a tracker whose library is not installed, before anything runs."""
-    modules = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}
     if backend == "none":
         return
     import importlib.util
-    if importlib.util.find_spec(modules[backend]) is None:
+    if importlib.util.find_spec(TRACKER_MODULES[backend]) is None:
         extra = "mlflow-skinny" if backend == "mlflow" else backend
-        raise MtkdError(f"tracking: {backend} needs the '{modules[backend]}' package: pip install {extra}")
+        raise MtkdError(f"tracking: {backend} needs the '{TRACKER_MODULES[backend]}' package: pip install {extra}")

@@ -31,8 +31,6 @@ from torch import nn
 from torch.nn.utils import prune
 
 from .errors import MtkdError
-
-SCHEDULES = ("cubic", "constant")
 MASK_UPDATES = 100          # cubic: masks are updated at most this often over the schedule window
 
 

@@ -28,7 +28,9 @@ import numpy as np
 from . import runtime
 from .config import RunConfig, StudentConfig, _did_you_mean, _safe_name, load_config, seeds_of, to_dict
 from .errors import MtkdError
-from .experiments import Run, Student, mean_metrics, planned_students
+from .pipeline.evaluate import mean_metrics
+from .pipeline.plan import Student, planned_students
+from .pipeline.run import Run
 from .stages import link_folder
 from .io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from .analysis import figures

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..config import TeacherConfig
 from ..errors import MtkdError
+from .provenance import train_logits_provenance  # noqa: F401  (re-exported: whose rows the train logits are)
 
 # bumped when what this module computes changes meaning; student/teacher stage keys record it (stages.algorithm)
 VERSION = 1
@@ -47,22 +48,6 @@ def source_hashes(cfg: TeacherConfig) -> dict:
         return {}
     from .files import source_hashes as file_hashes
     return file_hashes(cfg)
-
-
-def train_logits_provenance(t) -> str:
-    """Whose rows a teacher's train logits were computed on: 'out-of-fold' (cross-fitted), 'in-sample'
-    (fitted here on the train split it labels), 'unknown' (`kind: logits` files, or an HF checkpoint used as
-    it is with epochs 0: trained elsewhere, possibly on this train split and the validation carved from it).
-    A logits teacher whose train file is an mtkd export (`mtkd export-logits`: its sidecar says `train_logits`)
-    has the provenance of the run it came from."""
-    if t.crossfit:
-        return "out-of-fold"
-    if t.kind == "logits":
-        from .files import exported_provenance
-        return exported_provenance(t) or "unknown"
-    if t.kind == "hf" and t.epochs == 0:
-        return "unknown"
-    return "in-sample"
 
 
 def load_teacher(cfg: TeacherConfig, label_names, seed: int, folder: Path, eval_batch_size: int = 128) -> Teacher:

@@ -32,6 +32,7 @@ from ..errors import MtkdError
 from ..io import atomic_write_json, load_npy, read_json, sha256_file
 from ..logits import SPLITS, check_array
 from .labels import _norm, column_order
+from .provenance import sidecar, train_logits_provenance
 
 LOG_FLOOR = -30.0
 TEXT_FORMATS = (".csv", ".jsonl")
@@ -44,23 +45,6 @@ def for_task(cfg: TeacherConfig, task: str, splits) -> TeacherConfig:
         return cfg
     import dataclasses
     return dataclasses.replace(cfg, files={s: p.replace("{task}", task) for s, p in cfg.files.items() if s in splits})
-
-
-def exported_provenance(cfg: TeacherConfig) -> str | None:
-    """'in-sample' or 'out-of-fold' when the teacher's train file is a `.npy` that `mtkd export-logits` wrote
-    (its sidecar records the source run's provenance); None otherwise (scores made elsewhere)."""
-    path = Path((cfg.files or {}).get("train", ""))
-    if path.suffix != ".npy" or not sidecar(path).is_file():
-        return None
-    try:
-        found = read_json(sidecar(path)).get("train_logits")
-    except (ValueError, OSError, AttributeError):
-        return None
-    return found if found in ("in-sample", "out-of-fold") else None
-
-
-def sidecar(path: Path) -> Path:
-    return path.with_suffix(".json")
 
 
 def splits_of(cfg: TeacherConfig) -> list[str]:
@@ -302,7 +286,6 @@ def export_logits(run_dir: Path, teacher: str, out: Path) -> list[Path]:
     cfg = load_config(run_dir / "config.yaml")
     if teacher not in [t.name for t in cfg.teachers]:
         raise MtkdError(f"{run_dir} has no teacher '{teacher}'; its teachers: {', '.join(t.name for t in cfg.teachers)}")
-    from . import train_logits_provenance
     tcfg_teacher = next(t for t in cfg.teachers if t.name == teacher)
     written = []
     for tcfg in cfg.tasks:
