@@ -88,6 +88,6 @@ def test_gate_weights_reach_the_analysis_and_the_report(tmp_path):
 def test_temperature_auto_parses_and_other_string_fields_stay_strings():
     """`temperature: auto` needs a float-or-word field; the coercion must not turn a quoted "2" of a
     plain `str | None` field into a float."""
-    from mtkd.config import _coerce
+    from mtkd.config.load import _coerce
     assert _coerce(float | str, "auto", "t") == "auto" and _coerce(float | str, "2", "t") == 2.0
     assert _coerce(str | None, "2", "s") == "2"

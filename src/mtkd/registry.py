@@ -1,5 +1,5 @@
 """The names a config may use for things implemented elsewhere, in one low module that imports nothing:
-config.py validates against them at import time without importing torch (fusion, sparsity) or Accelerate
+the config (config/validate.py) checks them at import time without importing torch (fusion, sparsity) or Accelerate
 (runtime). Each implementing module takes its names from here, and tests/test_architecture.py checks
 that every name is implemented and every implementation named.
 

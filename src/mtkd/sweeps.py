@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from . import runtime
-from .config import RunConfig, StudentConfig, _did_you_mean, _safe_name, load_config, seeds_of, to_dict
+from .config import RunConfig, StudentConfig, did_you_mean, load_config, safe_name, seeds_of, to_dict
 from .errors import MtkdError
 from .pipeline.evaluate import mean_metrics
 from .pipeline.plan import Student, planned_students
@@ -94,7 +94,7 @@ def check_sweepable(key: str, base: dict) -> None:
     if _is_config_key(key, base):
         raise MtkdError(f"cannot sweep '{key}': only student-side params ({allowed}) can be swept; "
                         f"teachers, logits and tasks are reused from the base run")
-    raise MtkdError(f"cannot sweep '{key}': unknown parameter{_did_you_mean(key, sweepable_keys())}; "
+    raise MtkdError(f"cannot sweep '{key}': unknown parameter{did_you_mean(key, sweepable_keys())}; "
                     f"sweepable: {allowed}")
 
 
@@ -133,7 +133,7 @@ def plan(run_dir, params: list[Param], name: str, strategies=None, single=True, 
                         f"is a fixed setting), got {len(varying(params))} with several values")
     for key in keys:
         check_sweepable(key, to_dict(base))
-    if not _safe_name(name):
+    if not safe_name(name):
         raise MtkdError(f"sweep name '{name}' may only use letters, digits, '-' and '_'")
     distill_only = set(keys) <= DISTILL_ONLY
     common = []
