@@ -81,7 +81,7 @@ def make(spec: dict):
         names = read_json(run / spec["task"] / "data" / "manifest.json")["label_names"]
         r = Run(cfg, run)
         folder = run / spec["task"] / "teachers" / r.teacher_folder(t) / "model"
-        teacher = load_teacher(t, names, r._teacher_seed(t), folder, eval_batch_size=BATCH)
+        teacher = load_teacher(t, names, r.teacher_seed(t), folder, eval_batch_size=BATCH)
         return teacher.logits
     if kind == "ensemble":
         fns = [make({"kind": "teacher", "run": spec["run"], "task": spec["task"], "name": n}) for n in spec["names"]]
