@@ -116,7 +116,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     for where, c in [("student", cfg.student), *((f"teachers.{t.name}", t) for t in cfg.teachers)]:
         if c.pooling not in POOLINGS:
             raise MtkdError(f"config: {where}.pooling must be one of {', '.join(POOLINGS)}, got '{c.pooling}'")
-    for t in cfg.tasks:   # task names are checked against the registry when the task loads (tasks.py)
+    for t in cfg.tasks:   # task names are checked against the registry when the task loads (tasks/sources.py)
         _check_task(t)
     return cfg
 
