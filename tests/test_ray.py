@@ -88,7 +88,7 @@ def test_killed_ray_driver_rerun_finishes_only_the_missing_point(base_run, seque
         time.sleep(0.1)
     os.killpg(driver.pid, signal.SIGKILL)
     driver.wait()
-    time.sleep(2)   # the driver's Ray workers end within 0.5 s (sweeps._die_with)
+    time.sleep(2)   # the driver's Ray workers end within 0.5 s (sweeps/on_ray.py: _die_with)
     assert short.is_file() and not (long_student / "manifest.json").is_file(), "not killed between the two points"
     rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
