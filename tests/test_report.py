@@ -221,7 +221,7 @@ def test_a_published_analysis_without_its_evaluation(tmp_path, capsys):
     shutil.copy(run / "config.yaml", pub / "config.yaml")
     assert main(["report", str(pub)]) == 0
     md = (pub / "report.md").read_text()
-    assert "keeps the analysis as it was published" in md and "**Answer.** Partly" in md
+    assert "without the evaluation it was computed from" in md and "**Answer.** Partly" in md
     assert "bin, tri: 3 teachers, 1 baseline, 3 single-teacher and 2 multi-teacher students" in md
     assert "analysing" not in capsys.readouterr().out
     (pub / "analysis" / "calibration.csv").unlink()
