@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mtkd.analysis import (headroom, agreement, calibration, confidence, diversity, failures, figures, gap, significance, slices,
+from mtkd.analysis import (headroom, versus, agreement, calibration, confidence, diversity, failures, figures, gap, significance, slices,
                            stability)
 from mtkd.analysis.load import SPLITS, TaskEval, eval_manifests, input_digest, is_evidence, load_run
 from mtkd.io import atomic_write_bytes, atomic_write_text
@@ -40,7 +40,8 @@ def analyze(run_dir: Path, split: str = "validation", n_resamples: int = signifi
     written: list[Path] = []
     tables = []
     rooms = {t.name: r for t in tasks if (r := headroom.from_task(t, n_resamples)) is not None}
-    for name, title, description, table in [*_headroom_table(rooms),
+    versus_rows = [r for t in tasks if (r := versus.task_row(t, rooms.get(t.name), n_resamples)) is not None]
+    for name, title, description, table in [*_headroom_table(rooms), *_versus_table(versus_rows),
                                             *_tables(tasks, split, sigs, average, summaries, n_resamples)]:
         written += table.write(out, name)
         tables.append({"name": name, "title": title, "description": description})
@@ -49,6 +50,11 @@ def analyze(run_dir: Path, split: str = "validation", n_resamples: int = signifi
                                "ensemble": r["headline"]["model"], "diff_pp": gap._num(r["headline"]["diff_vs_best"]),
                                "ci_pp": [gap._num(r["headline"]["ci_low"]), gap._num(r["headline"]["ci_high"])],
                                "oracle_diff_pp": gap._num(r["oracle"]["diff_vs_best"])} for k, r in rooms.items()}
+    success["student_vs_teachers"] = {r["task"]: {"student": r["best student"], "teacher": r["best teacher"],
+                                                  "ensemble": r["ensemble"], "reading": r["reading"],
+                                                  "vs_teacher_pp": [gap._num(r[c]) for c in versus.COLUMNS[6:9]],
+                                                  "vs_ensemble_pp": [gap._num(r[c]) for c in versus.COLUMNS[11:14]]}
+                                      for r in versus_rows}
     atomic_write_text(out / "success_metrics.json", json.dumps(success, indent=2) + "\n")
     written.append(out / "success_metrics.json")
     figs = []
@@ -160,6 +166,18 @@ def _headroom_table(rooms: dict) -> list:
              "eval; diff_vs_best: minus the best teacher (selected on validation), with a paired bootstrap 95% CI. "
              "A multi-teacher student can at best learn what the ensemble knows beyond the best teacher "
              "(`mtkd headroom CONFIG` measures it before training).", Table(headroom.COLUMNS, rows))]
+
+
+def _versus_table(rows: list[dict]) -> list:
+    """The best student against the best teacher and the teacher ensemble (analysis/versus.py)."""
+    if not rows:
+        return []
+    return [("student_vs_teachers", "The best student vs the best teacher and the teacher ensemble",
+             "What a student replaces: the best student (every student, selected on validation), the best teacher "
+             "(selected on validation) and the headroom table's teacher ensemble (the one best on validation), on "
+             "eval; differences in points of the official metric with a paired bootstrap 95% CI over eval examples "
+             "(the student's seeds pooled). Above / below: the CI excludes 0; level: it does not.",
+             Table(versus.COLUMNS, [[cell(r[c]) if c != "reading" else r[c] for c in versus.COLUMNS] for r in rows]))]
 
 
 def _tables(tasks: list[TaskEval], split: str, sigs: dict, average: dict | None, summaries: dict,

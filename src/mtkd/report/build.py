@@ -32,7 +32,7 @@ FINDINGS = "findings.md"      # RUN/findings.md: hand-written findings, shown af
 FILES_DIR = "report_files"    # RUN/report_files/: the figures the report draws (forest plot, sweep grids)
 # the analysis tables in the order a reader follows them ("master" = results/master_results.csv); a table the
 # analysis adds later and this list lacks follows them
-ORDER = ["significance", "advantage", "master", "gap_closed", "steadiness", "agreement_regions", "agreement_accuracy",
+ORDER = ["significance", "advantage", "master", "student_vs_teachers", "gap_closed", "steadiness", "agreement_regions", "agreement_accuracy",
          "failure_categories", "worst_slices", "students_at_teacher_worst", "teacher_ceilings",
          "teacher_pairwise_agreement", "teacher_confidence", "calibration", "ranking", "gate_weights"]
 FIGURES = {"gap_closed": ["gap_analysis.png"], "agreement_accuracy": ["agreement_breakdown.png"],
