@@ -5,10 +5,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = ["teacher:tiny_hf", "teacher:cnn", "teacher:tfidf", "ensemble", "student:float32", "student:int8"]
 
 
+@pytest.mark.slow   # a benchmark in a subprocess (exports, int8, timings)
 def test_serve_quick_prints_every_row_and_a_ratio():
     done = subprocess.run([sys.executable, "bench/serve.py", "--quick"], cwd=ROOT, capture_output=True, text=True,
                           timeout=600)

@@ -166,6 +166,7 @@ def test_auto_temperature_records_the_chosen_points_sparsity(tmp_path, monkeypat
     assert m["sparsity"]["grid_index"] != 2, "the seeded run should pick an earlier grid point, or the test cannot fail"
 
 
+@pytest.mark.slow   # kill-and-resume: real subprocesses
 def test_kill_and_resume_a_sparse_student_is_bit_identical(sparse_run, tmp_path):
     """Killed inside the sparse student's second epoch (after its first checkpoint), the rerun resumes with the
     checkpointed masks and ends with the same logits as the uninterrupted run."""
