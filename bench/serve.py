@@ -4,6 +4,9 @@ and int8), each through the path a user would serve it, on the run's eval texts.
 - teachers: mtkd's own teacher classes (`mtkd.teachers.load_teacher` on `RUN/<task>/teachers/<name>/model`):
   HF and CNN teachers through mtkd's batched inference, TF-IDF through scikit-learn; a `kind: logits`
   teacher has no model (its scores come from files) and is left out, with a line saying so;
+  with `--teachers-run DIR` the teachers are served from DIR, the run that fine-tuned them (a run whose
+  teachers are `kind: logits` files made there, e.g. runs/voices_cpu from runs/voices_cpu_teachers); its eval
+  split must have the same fingerprint as RUN's;
 - the ensemble: every teacher on every request, its prediction the argmax of their mean logits (the
   `average` strategy's target);
 - the student: `mtkd export` of the run's student (default: the analysis's selected one; `--model`),
@@ -28,7 +31,7 @@ models do not share freed memory. Linux only ("n/a" elsewhere). Size on disk: ev
 file of the teacher's model folder, of the exported folder (tokenizer included), the ensemble the sum of its
 teachers.
 
-    python bench/serve.py [RUN] [--model METHOD] [--task TASK] [--rounds 3] [--requests 300]
+    python bench/serve.py [RUN] [--model METHOD] [--task TASK] [--rounds 3] [--requests 300] [--teachers-run DIR]
     python bench/serve.py --quick        # smoke test: a tiny run built on the fly, 24 eval texts
 
 On the CPU (a GPU is hidden). RUN defaults to runs/sst2_cpu (`mtkd run configs/sst2_cpu.yaml --out runs/sst2_cpu`).
@@ -243,6 +246,25 @@ def quick_run(root: Path) -> Path:
     return run
 
 
+def teachers_config(run: Path, teacher_run: Path, task: str):
+    """The config of the run that fine-tuned RUN's teachers, after checking it is one (config.yaml, the task, the
+    same eval split: its fingerprint in both data manifests)."""
+    from mtkd.config import load_config
+    from mtkd.errors import MtkdError
+    from mtkd.io import read_json
+    if not (teacher_run / "config.yaml").is_file():
+        raise MtkdError(f"--teachers-run {teacher_run}: not a run directory (no config.yaml)")
+    try:
+        fingerprints = [read_json(d / task / "data" / "manifest.json")["splits"]["eval"]["fingerprint"]
+                        for d in (run, teacher_run)]
+    except (OSError, ValueError, KeyError) as e:
+        raise MtkdError(f"--teachers-run {teacher_run}: no finished data stage of task {task!r} ({e})") from None
+    if fingerprints[0] != fingerprints[1]:
+        raise MtkdError(f"--teachers-run {teacher_run}: its eval split of {task!r} is not {run}'s (fingerprints "
+                        f"{fingerprints[1][:12]} vs {fingerprints[0][:12]})")
+    return load_config(teacher_run / "config.yaml")
+
+
 def eval_set(run: Path, task: str):
     from mtkd.io import read_json
     lines = (run / task / "data" / "eval.jsonl").read_text(encoding="utf-8").splitlines()
@@ -259,6 +281,8 @@ def main():
     ap.add_argument("--task", help="task (default: the run's only task)")
     ap.add_argument("--rounds", type=int, default=3, help="passes over the eval texts at batch 32, per thread setting")
     ap.add_argument("--requests", type=int, default=300, help="batch-1 requests per model and round (eval texts)")
+    ap.add_argument("--teachers-run", metavar="DIR", help="serve the teachers from DIR, the run that fine-tuned them "
+                    "(when RUN's teachers are kind: logits files made there); same eval split required")
     ap.add_argument("--quick", action="store_true", help="smoke test: a tiny run built on the fly, a handful of texts")
     args = ap.parse_args()
     if args.rounds < 1 or args.requests < 1:
@@ -301,7 +325,9 @@ def bench(args, scratch: Path) -> float:
     texts, labels, metric, pos_label, n_labels = eval_set(run, task)
     singles = (texts * (args.requests // max(1, len(texts)) + 1))[:args.requests]
     cfg = load_config(run / "config.yaml")
-    r = Run(cfg, run)
+    teacher_run = Path(args.teachers_run) if args.teachers_run else run
+    tcfg = teachers_config(run, teacher_run, task) if args.teachers_run else cfg
+    r = Run(tcfg, teacher_run)
 
     print(machine_info())
     print(f"run: {run} (task {task}, {len(texts)} eval texts); student {student.method}, seed {student.seed}")
@@ -311,19 +337,19 @@ def bench(args, scratch: Path) -> float:
     wall["exports"] = time.perf_counter()
 
     specs, disk, stored, kinds = {}, {}, {}, {}
-    servable = [t for t in cfg.teachers if t.kind != "logits"]
-    for t in cfg.teachers:
+    servable = [t for t in tcfg.teachers if t.kind != "logits"]
+    for t in tcfg.teachers:
         if t.kind == "logits":
             print(f"teacher {t.name}: kind logits (scores read from files, no model to serve): left out")
     for t in servable:
         row = f"teacher:{t.name}"
-        specs[row] = {"kind": "teacher", "run": str(run), "task": task, "name": t.name}
-        disk[row] = folder_bytes(run / task / "teachers" / r.teacher_folder(t) / "model")
-        stored[row] = np.load(run / task / "logits" / r.teacher_folder(t) / "eval.npy")
+        specs[row] = {"kind": "teacher", "run": str(teacher_run), "task": task, "name": t.name}
+        disk[row] = folder_bytes(teacher_run / task / "teachers" / r.teacher_folder(t) / "model")
+        stored[row] = np.load(teacher_run / task / "logits" / r.teacher_folder(t) / "eval.npy")
         kinds[row] = t.kind if t.kind != "hf" else f"hf {t.model}"
     if servable:
         rows = [f"teacher:{t.name}" for t in servable]
-        specs["ensemble"] = {"kind": "ensemble", "run": str(run), "task": task, "names": [t.name for t in servable]}
+        specs["ensemble"] = {"kind": "ensemble", "run": str(teacher_run), "task": task, "names": [t.name for t in servable]}
         disk["ensemble"] = sum(disk[x] for x in rows)
         stored["ensemble"] = np.mean([stored[x] for x in rows], axis=0)
         kinds["ensemble"] = f"{len(rows)} teachers, mean logits"

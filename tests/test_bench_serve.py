@@ -41,3 +41,30 @@ def test_serve_quick_prints_every_row_and_a_ratio():
 
 def _threads(head):
     return list(dict.fromkeys(int(re.search(r"\((\d+) thr\)", h).group(1)) for h in head if "thr)" in h))
+
+
+def test_teachers_run_must_hold_the_same_eval_split(tmp_path):
+    """--teachers-run serves the teachers of the run that fine-tuned them only when its eval split is the run's
+    (the agreement column compares to its stored logits); anything else is a one-line MtkdError."""
+    import json
+    sys.path.insert(0, str(ROOT / "bench"))
+    import serve
+    from mtkd.errors import MtkdError
+
+    def make_run(name, fingerprint, config=True):
+        d = tmp_path / name
+        (d / "demo" / "data").mkdir(parents=True)
+        (d / "demo" / "data" / "manifest.json").write_text(json.dumps({"splits": {"eval": {"fingerprint": fingerprint}}}))
+        if config:
+            (d / "config.yaml").write_text("name: t\ntasks: [{name: demo, demo_size: 60}]\n"
+                                           "teachers: [{name: tf, kind: tfidf}]\n")
+        return d
+
+    run, same, other = make_run("run", "abc"), make_run("same", "abc"), make_run("other", "xyz")
+    assert [t.name for t in serve.teachers_config(run, same, "demo").teachers] == ["tf"]
+    with pytest.raises(MtkdError, match="eval split of 'demo' is not"):
+        serve.teachers_config(run, other, "demo")
+    with pytest.raises(MtkdError, match="not a run directory"):
+        serve.teachers_config(run, make_run("bare", "abc", config=False), "demo")
+    with pytest.raises(MtkdError, match="no finished data stage of task 'sst2'"):
+        serve.teachers_config(run, same, "sst2")
