@@ -223,7 +223,7 @@ def test_config_not_utf8(capsys, tmp_path):
     ("student.sparsity_end=0", "sparsity_start and sparsity_end must satisfy 0 <= start < end <= 1"),
     ("student.sparsity_start=1.5", "sparsity_start and sparsity_end must satisfy 0 <= start < end <= 1"),
     # teacher kinds: a field the kind does not read is refused, not silently ignored
-    ("teachers.1.epochs=3", "teacher 'tf' (kind tfidf) does not use 'epochs'; its fields: name, crossfit, seed, C, ngram_max"),
+    ("teachers.1.epochs=3", "teacher 'tf' (kind tfidf) does not use 'epochs'; its fields: name, crossfit, bag, seed, C, ngram_max"),
     ("teachers.0.C=3", "teacher 't1' (kind hf) does not use 'C'"),
     ("teachers.1={name: c, kind: cnn, ngram_max: 3}", "teacher 'c' (kind cnn) does not use 'ngram_max'"),
     ("teachers.1={name: c, kind: cnn, min_count: 0}", "teachers.c.min_count must be >= 1, got 0"),

@@ -38,6 +38,12 @@ def allocate(counts: np.ndarray, n: int) -> np.ndarray:
     return quota
 
 
+def bootstrap(n: int, seed: int) -> np.ndarray:
+    """int [n]: a bootstrap resample of range(n) (n draws with replacement), seeded: the rows a bagged teacher
+    (`bag: seed`) is fitted on, duplicates included."""
+    return np.sort(np.random.default_rng([seed, n]).integers(0, n, size=n))
+
+
 def stratified_sample(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     """Sorted indices of `n` examples drawn at random (seeded), each label keeping its share."""
     labels = np.asarray(labels)

@@ -79,6 +79,7 @@ class TeacherConfig:
     files: dict[str, str] | None = None   # logits: {train: path, validation: path, eval: path} (.npy, .csv, .jsonl); '{task}' in a path: the task's name
     scores: str | None = None          # logits: logits | probs, for its CSV/JSONL files (a .npy file's sidecar says it)
     crossfit: int = 0                  # k >= 2: train-split logits out-of-fold (k copies fitted on k-1 folds each)
+    bag: int | None = None             # a seed: fit on a bootstrap resample of train drawn with it (bagging)
 
 @dataclass
 class StudentConfig:
@@ -155,7 +156,7 @@ TEACHER_KINDS = {   # kind -> its one line in `mtkd list teachers` (docs/teacher
 # the TeacherConfig fields each kind reads besides TEACHER_COMMON: a teacher's stage key holds only these
 # (see teacher_fields), so changing a TF-IDF field does not retrain an HF teacher and vice versa. A kind
 # missing here is keyed on every field.
-TEACHER_COMMON = ("name", "kind", "crossfit")   # and seed, keyed apart as the effective seed
+TEACHER_COMMON = ("name", "kind", "crossfit", "bag")   # and seed, keyed apart as the effective seed
 TEACHER_FIELDS = {
     "hf": ("model", "layers", "epochs", "lr", "batch_size", "max_length", "weight_decay", "warmup_ratio",
            "max_grad_norm", "grad_accum", "trust_remote_code", "pooling", "label_order"),
@@ -163,7 +164,7 @@ TEACHER_FIELDS = {
     "cnn": ("epochs", "lr", "batch_size", "max_length", "embedding_dim", "filters", "min_count"),
     "logits": ("files", "scores"),
 }
-KEYED_WHEN_SET = ("label_order", "files", "scores")   # added later: left out of a key while unset (None)
+KEYED_WHEN_SET = ("label_order", "files", "scores", "bag")   # added later: left out of a key while unset (None)
 # defaults that differ by kind, used where the config does not give the field
 KIND_DEFAULTS = {"cnn": {"epochs": 5.0, "lr": 3e-3}}
 METRICS = ("accuracy", "f1", "matthews")

@@ -94,6 +94,11 @@ def validate(cfg: RunConfig) -> RunConfig:
         if t.crossfit and d.mode == "online":   # online runs the teacher fitted on all of train: in-sample logits
             raise MtkdError(f"config: teachers.{t.name}.crossfit needs distill.mode: cached (online mode would label "
                             f"train with the teacher fitted on it)")
+        if t.bag is not None and (isinstance(t.bag, bool) or not isinstance(t.bag, int) or t.bag < 0):
+            raise MtkdError(f"config: teachers.{t.name}.bag must be a seed >= 0 (or unset), got {t.bag!r}")
+        if t.bag is not None and t.crossfit:
+            raise MtkdError(f"config: teachers.{t.name}: bag and crossfit together are not supported (a bagged "
+                            f"teacher's train logits are in-sample for the rows it drew); use one")
         _check_training(f"teachers.{t.name}", t, zero_epochs=t.kind == "hf")
         _check_kind(t, d.mode, teacher_splits(cfg))
         if t.seed is not None and t.seed < 0:
@@ -238,8 +243,9 @@ def _check_kind(t: TeacherConfig, mode: str, splits=None) -> None:
                             f"{'; unknown ' + ', '.join(extra) if extra else ''}{hint}")
         if t.scores not in (None, "logits", "probs"):
             raise MtkdError(f"{where}.scores must be logits or probs, got '{t.scores}'")
-        if t.crossfit:
-            raise MtkdError(f"{where}.crossfit needs a teacher that is fitted; a logits-file teacher is read, not fitted")
+        if t.crossfit or t.bag is not None:
+            raise MtkdError(f"{where}.{'crossfit' if t.crossfit else 'bag'} needs a teacher that is fitted; a "
+                            f"logits-file teacher is read, not fitted")
         if mode == "online":
             raise MtkdError(f"{where}: a logits-file teacher has no model to run online; use distill.mode: cached")
 

@@ -1,7 +1,7 @@
 """Stage `RUN/<task>/teachers/<teacher>[@seed<S>]`: one teacher fitted on the task (mtkd.teachers does the
 fitting; a new teacher kind goes there and into config.TEACHER_KINDS / TEACHER_FIELDS, not here).
 
-Reads: the train and validation splits.
+Reads: the train and validation splits (with `bag: s`, a bootstrap resample of train drawn with seed s).
 Keyed on: the fields the teacher's kind reads (config.teacher_fields), its effective seed, the label names,
 the train and validation fingerprints, the algorithm versions of mtkd.teachers and carve (and train.py for
 the kinds it trains: hf, cnn, with the length grouping, processes and mixed precision); a logits-file
@@ -53,12 +53,13 @@ def build(run: RunContext, task: TaskData, t, tmp, work) -> dict:
     def make():
         return make_teacher(t, task.label_names, seed, run.cfg.eval_batch_size, run.cfg.length_grouping)
     train_split, val = task.splits["train"], task.splits["validation"]
-    make().fit(train_split, val, work).save(tmp / "model")
+    fit_on = train_split if t.bag is None else train_split.subset(_carve.bootstrap(len(train_split), t.bag))
+    make().fit(fit_on, val, work).save(tmp / "model")
     if t.crossfit:   # train logits out-of-fold: each fold labelled by a copy fitted on the others
         oof = out_of_fold_logits(make, train_split, val, t.crossfit, seed, task.num_labels,
                                  work / "crossfit", t.name, groups=train_split.groups)
         save_npy(tmp / OUT_OF_FOLD, oof)
-    return {"teacher": t.name, "seed": seed, "crossfit": t.crossfit}
+    return {"teacher": t.name, "seed": seed, "crossfit": t.crossfit, **({"bag": t.bag} if t.bag is not None else {})}
 
 
 def stage(run: RunContext, task: TaskData, t) -> dict:
