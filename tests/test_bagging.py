@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from mtkd.carve import bootstrap
+from _noise import noise_config
 from mtkd.cli import main
 from mtkd.config import load_config, teacher_fields
 from mtkd.errors import MtkdError
@@ -22,20 +23,8 @@ def test_bootstrap_is_seeded_with_replacement():
 def noise(tmp_path_factory):
     """Random words with random labels: a memorising TF-IDF is right exactly on the rows it was fitted on."""
     d = tmp_path_factory.mktemp("bag")
-    rng = np.random.default_rng(0)
-    vocab = [f"w{i}" for i in range(3000)]
-    lines = ["text,label"] + [f"{' '.join(rng.choice(vocab, 8))},{rng.choice(['a', 'b'])}" for _ in range(400)]
-    (d / "noise.csv").write_text("\n".join(lines) + "\n")
-    (d / "cfg.yaml").write_text(f"""
-name: bag
-seed: 3
-tasks: [{{name: noise, source: file, train_file: {d / 'noise.csv'}, eval_file: {d / 'noise.csv'}, text_columns: [text]}}]
-teachers:
-  - {{name: full, kind: tfidf, C: 1000}}
-  - {{name: b1, kind: tfidf, C: 1000, bag: 1}}
-  - {{name: b2, kind: tfidf, C: 1000, bag: 2}}
-student: {{model: tiny, layers: 1, epochs: 1, max_length: 16}}
-""")
+    noise_config(d, "  - {name: full, kind: tfidf, C: 1000}\n  - {name: b1, kind: tfidf, C: 1000, bag: 1}\n"
+                    "  - {name: b2, kind: tfidf, C: 1000, bag: 2}", vocab=3000, name="bag")
     assert main(["extract-logits", str(d / "cfg.yaml"), "--out", str(d / "run")]) == 0
     return d / "run" / "noise"
 

@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+from _noise import noise_config
 from mtkd.cli import main
 from mtkd.teachers.crossfit import fold_ids
 
@@ -39,19 +40,7 @@ def test_groups_never_span_two_folds():
 def noise(tmp_path_factory):
     """Random words with random labels: nothing generalises, so a teacher right on train has memorised it."""
     d = tmp_path_factory.mktemp("noise")
-    rng = np.random.default_rng(0)
-    vocab = [f"w{i}" for i in range(2000)]
-    lines = ["text,label"] + [f"{' '.join(rng.choice(vocab, 8))},{rng.choice(['a', 'b'])}" for _ in range(400)]
-    (d / "noise.csv").write_text("\n".join(lines) + "\n")
-    (d / "cfg.yaml").write_text(f"""
-name: cf
-seed: 3
-tasks: [{{name: noise, source: file, train_file: {d / 'noise.csv'}, eval_file: {d / 'noise.csv'}, text_columns: [text]}}]
-teachers:
-  - {{name: tf, kind: tfidf, C: 1000}}
-  - {{name: tfk, kind: tfidf, C: 1000, crossfit: 5}}
-student: {{model: tiny, layers: 1, epochs: 1, max_length: 16}}
-""")
+    noise_config(d, "  - {name: tf, kind: tfidf, C: 1000}\n  - {name: tfk, kind: tfidf, C: 1000, crossfit: 5}")
     assert main(["extract-logits", str(d / "cfg.yaml"), "--out", str(d / "run")]) == 0
     return d / "run" / "noise"
 
