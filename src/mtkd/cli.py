@@ -135,11 +135,12 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("run_dir")
     a = sub.add_parser("analyze", help="analysis tables and plots of a finished run "
                        "(or of a published folder with evidence/)")
-    a.add_argument("run_dir")
+    a.add_argument("run_dir", help="a run directory or a published folder holding evidence/")
     a.add_argument("--split", default="validation", help="split for teacher confidence (validation or eval)")
-    rp = sub.add_parser("report", help="report.md and report.html of a finished run "
-                        "(or of a published folder with evidence/)")
-    rp.add_argument("run_dir")
+    rp = sub.add_parser("report", help="report.md and report.html of a finished run, analysed first when its "
+                        "analysis is missing or stale; or of a published folder (with evidence/: re-analysed from "
+                        "it; with only analysis/: shown as written)")
+    rp.add_argument("run_dir", help="a run directory or a published folder (e.g. docs/results/study_cpu)")
 
     def sweep_like(name, help_):
         s = sub.add_parser(name, help=help_)
