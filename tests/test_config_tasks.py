@@ -18,6 +18,13 @@ def write(p: Path, text: str) -> Path:
     return p
 
 
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "configs").glob("*.yaml")))
+def test_every_shipped_config_validates(name):
+    """Every config in configs/ loads and passes validation (a shipped config nobody ran yet included)."""
+    cfg = load_config(ROOT / "configs" / name)
+    assert cfg.tasks and cfg.teachers
+
+
 def test_paper_config_parses_and_resolves():
     cfg = load_config(ROOT / "configs" / "paper.yaml")
     assert [t.name for t in cfg.tasks] == ["sst2", "mnli", "qqp", "mrpc"]
