@@ -6,9 +6,15 @@ manifest is written, so a folder without a valid manifest is unfinished and is r
 A finished folder whose key, file hashes or `recorded` manifest fields (run()) no longer match is stale: it is refused with one line
 naming what differs, unless the caller asked to recompute. Checkpoints of a long stage live in
 a work folder named after the key, so a killed stage resumes where it stopped.
+
+Two processes on one run directory (a second `mtkd run` started by mistake, two sweeps sharing a base) never
+build the same stage at once: run() holds an exclusive lock on the stage (`.<name>.lock` beside it, flock:
+released when the process ends, however it ends) from its cache check to its rename, so the second waits and
+then finds the stage cached instead of clearing the first one's temporary folder under it.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import shutil
@@ -20,6 +26,11 @@ from . import runtime
 from .errors import MtkdError
 from .faults import failpoint
 from .io import atomic_write_json, read_json, sha256_file, sha256_json
+
+try:
+    import fcntl
+except ImportError:   # Windows: no flock; one process per run directory is then the user's to keep
+    fcntl = None
 
 MANIFEST = "manifest.json"
 
@@ -126,6 +137,40 @@ def _canonical(key: dict) -> dict:
     return json.loads(json.dumps(key, sort_keys=True, default=str))
 
 
+@contextlib.contextmanager
+def locked(folder: Path, log: Callable[[str], None] = print):
+    """Hold the exclusive lock of stage `folder` (rank 0 only: the other ranks follow its decisions). A lock
+    held by another process is waited for, saying so once. The lock file is removed on release while still
+    held; a waiter that then locks a removed file tries again on the path's current file."""
+    if fcntl is None or not runtime.is_main():
+        yield
+        return
+    path = folder.with_name(f".{folder.name}.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    said = False
+    while True:
+        fh = open(path, "a")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not said:
+                log(f"  waiting {folder}: another mtkd process is building it")
+                said = True
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            if os.stat(path).st_ino == os.fstat(fh.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        fh.close()   # the holder removed the file on release: lock the one now at the path
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        fh.close()
+
+
 def run(folder: Path, key: dict, build: Callable[[Path, Path], dict | None], recompute: bool = False,
         log: Callable[[str], None] = print, collective: bool = True, donors: Sequence[Path] = (),
         recorded: dict | None = None) -> dict:
@@ -143,8 +188,15 @@ def run(folder: Path, key: dict, build: Callable[[Path, Path], dict | None], rec
 
     `recorded`: manifest fields that must match as well as the key — inputs whose meaning the key's
     canonical form loses (it sorts dict keys, so the order of a stage's teachers is not in it) and that
-    every manifest already records, so adding them here leaves existing caches valid."""
+    every manifest already records, so adding them here leaves existing caches valid.
+
+    The whole call holds the stage's lock (locked()): a second process waits, then reads the stage as cached."""
     folder = Path(folder)
+    with locked(folder, log):
+        return _run(folder, key, build, recompute, log, collective, donors, recorded)
+
+
+def _run(folder: Path, key: dict, build, recompute, log, collective, donors, recorded) -> dict:
     main = runtime.is_main()
     manifest, stale = runtime.broadcast(check(folder, key, recorded) if main else None)
     if manifest is not None:
