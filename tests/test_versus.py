@@ -51,15 +51,12 @@ def test_student_against_teacher_and_ensemble_by_hand():
     assert row["best student"] == "multi_x" and row["best teacher"] == "A"
     assert row["student (%)"] == 80.0 and row["teacher (%)"] == 90.0
     assert row["student − teacher (pp)"] == -10.0 and row["ci_high"] < 0
-    # the ensembles of A, B, C (errors nested in the first 30): the vote is right wherever two of three are, i.e.
-    # on all but the first 20 examples (80%); the headroom headline is the ensemble best on validation
-    ens = row["ensemble"]
-    assert ens == room["headline"]["model"]
-    want = headroom.score(Y, headroom.ensemble_preds(
-        np.stack([m.logits for m in t.teachers]), np.array([100.0, 80.0, 60.0]))[ens], "accuracy", 2)
-    assert row["ensemble (%)"] == want
-    assert abs(row["student − ensemble (pp)"] - (80.0 - want)) < 1e-9
-    assert row["reading"].startswith("below the best teacher")
+    # the ensembles of A, B, C (errors nested in the first 30 eval / 4 validation examples): every ensemble is
+    # right wherever two of three teachers are — 80% on validation (a tie: the first, logit_average, is the
+    # headline) and on eval all but the first 20 examples, 80%; the student (80%) is level with it
+    assert (row["ensemble"], row["ensemble (%)"]) == ("logit_average", 80.0) == (room["headline"]["model"], 80.0)
+    assert row["student − ensemble (pp)"] == 0.0 and row["ens ci_low"] < 0 < row["ens ci_high"]
+    assert row["reading"] == "below the best teacher; level with the ensemble"
 
 
 def test_level_reading_and_no_ensemble_with_one_teacher():
