@@ -182,3 +182,13 @@ def test_seed_sweep_and_param_sweep_on_a_multi_seed_run(two_seeds, tmp_path):
     with open(run / "sweeps" / "T" / "sweep_results.csv", newline="") as f:
         (row,) = [r for r in csv.DictReader(f) if r["method"] == "multi_average"]
     assert float(row["demo_acc"]) == pytest.approx(np.mean(accs), abs=0.006)
+
+
+def test_seeds_offered_only_where_students_are_trained():
+    from mtkd.cli import UsageError, _parser
+    p = _parser()
+    assert p.parse_args(["run", "c.yaml", "--seeds", "3"]).seeds == 3
+    assert p.parse_args(["distill-multi", "c.yaml", "--seeds", "2"]).seeds == 2
+    for teacher_only in ("headroom", "finetune-teachers", "extract-logits"):
+        with pytest.raises(UsageError, match="unrecognized arguments: --seeds"):
+            p.parse_args([teacher_only, "c.yaml", "--seeds", "3"])

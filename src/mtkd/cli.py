@@ -104,22 +104,24 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--recompute", action="store_true", help="rebuild stale cached stages instead of refusing them")
     d.add_argument("overrides", nargs="*", default=[], help="key=value config overrides")
 
-    def run_like(name, help_):
+    def run_like(name, help_, trains_students=True):
         r = sub.add_parser(name, help=help_)
         r.add_argument("config", help="config YAML (or a run directory holding config.yaml)")
         r.add_argument("--out", help="run directory (default: the config's run directory or runs/<name>)")
         r.add_argument("--recompute", action="store_true", help="rebuild stale cached stages instead of refusing them")
-        r.add_argument("--seeds", type=int, metavar="N",
-                       help="train every student at N seeds: the run seed, then 1, 2, 3, ... (teachers once)")
+        if trains_students:   # the teacher-only commands train no student: a --seeds there would do nothing
+            r.add_argument("--seeds", type=int, metavar="N",
+                           help="train every student at N seeds: the run seed, then 1, 2, 3, ... (teachers once)")
         r.add_argument("--reuse", action="append", default=[], metavar="RUN_DIR",
                        help="another run directory: its finished stages with exactly the same key (data, teachers, "
                             "logits, students) are hard-linked instead of rebuilt (repeatable)")
         r.add_argument("overrides", nargs="*", default=[], help="key=value config overrides, e.g. distill.alpha=0.5")
     run_like("run", "run the whole pipeline: teachers, logits, students, evaluation, report")
     run_like("headroom", "before any student: what the teachers know together beyond the best one (data, teacher "
-                         "and logit stages only, cached; per task on validation and eval)")
+                         "and logit stages only, cached; per task on validation and eval)", trains_students=False)
     for name, stage in STAGE_COMMANDS.items():
-        run_like(name, f"run the pipeline up to the '{stage}' stage")
+        run_like(name, f"run the pipeline up to the '{stage}' stage",
+                 trains_students=stage not in ("teachers", "logits"))
 
     ls = sub.add_parser("list", help="every registered fusion strategy, teacher kind or task, one line each")
     ls.add_argument("what", choices=("strategies", "teachers", "tasks"))
@@ -289,7 +291,7 @@ def _dispatch(args) -> int:
         return 0
     if args.command == "run" or args.command in STAGE_COMMANDS:
         until = STAGE_COMMANDS.get(args.command, "report")
-        out = run_config(args.config, args.out, args.overrides, until, args.recompute, n_seeds=args.seeds,
+        out = run_config(args.config, args.out, args.overrides, until, args.recompute, n_seeds=getattr(args, "seeds", None),
                          reuse=args.reuse)
         from .runtime import is_main
         if not is_main():   # under accelerate launch, rank 0 speaks for the run
