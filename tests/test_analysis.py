@@ -186,3 +186,46 @@ def test_steadiness_scores_the_tasks_positive_class():
     [row] = _steadiness_rows([t])
     assert row[:8] == ["dup", "multi_average", "multi", "2", "58.33", "11.79", "50.00", "2"]
     assert row[8] == "25.00"
+
+
+def _example_model(method, kind, correct, labels):
+    """A model right exactly on the examples where `correct` is True (2 classes), eval metric = its accuracy."""
+    pred = np.where(correct, labels, 1 - labels)
+    logits = np.eye(2)[pred].astype(np.float32)
+    acc = 100.0 * float(correct.mean())
+    return Model(method, kind, logits, acc, seeds=[42], seed_logits={42: logits}, val_metric=acc)
+
+
+def _gap_task(teacher_right: int, n: int = 400) -> TaskEval:
+    """400 examples; the no-KD baseline is right on the first 300, the teacher on the first `teacher_right`, the
+    single-teacher student on the first 310 and the multi-teacher one on the first 305."""
+    labels = np.arange(n) % 2
+    first = lambda k: np.arange(n) < k   # noqa: E731
+    models = [_example_model("t", "teacher", first(teacher_right), labels),
+              _example_model("no_kd", "baseline", first(300), labels),
+              _example_model("kd_t", "single", first(310), labels),
+              _example_model("m_avg", "multi", first(305), labels)]
+    return TaskEval("x", ["a", "b"], "accuracy", 2.0, labels, models, ["t"], "eval", labels, {}, Path("m"))
+
+
+def test_gap_closed_is_undefined_where_the_teacher_is_not_above_the_baseline():
+    from mtkd.analysis import significance
+    from mtkd.report.answer import _no_gap
+    # teacher right on 360 of 400, baseline on 300: the gap (+15 pp) has a CI far above 0 -> gap closed defined
+    sig = significance.task_significance(_gap_task(360), n_resamples=500)
+    s = gap.task_summary(_gap_task(360), sig)
+    assert sig["gap_defined"] and s["best_student"]["gap_closed_pct"] == pytest.approx(100 * 10 / 60, abs=1e-4)   # kd_t: 310
+    lo, hi = s["best_student"]["gap_closed_ci_pct"]
+    assert lo < 100 * 10 / 60 < hi and _no_gap(s) == "n/a"
+    # teacher right on 302: +0.5 pp over the baseline, its CI reaches below 0 -> no share of it is reported,
+    # where the ratio would otherwise say the student closed 500% of it
+    assert gap.gap_closed(310 / 4, 300 / 4, 302 / 4) == pytest.approx(500.0)
+    sig = significance.task_significance(_gap_task(302), n_resamples=500)
+    s = gap.task_summary(_gap_task(302), sig)
+    assert not sig["gap_defined"] and sig["gap_denominator_ci"][0] <= 0 < sig["gap_denominator_ci"][1]
+    assert s["best_student"]["gap_closed_pct"] is None and s["gap_closed_pct"]["m_avg"] is None
+    assert sig["gap_ci"] == {} and sig["gap_samples"] is None
+    assert s["teacher_minus_baseline_pp"] == pytest.approx(0.5)
+    assert _no_gap(s).startswith("n/a: teacher − baseline +0.50 [")
+    agg = gap.success_metrics([_gap_task(302)], {"x": sig})
+    assert agg["average_gap_closed_by_best_student_pct"] is None

@@ -8,7 +8,8 @@ verdict          = from the paired bootstrap 95% CI of that difference (analysis
                    "multi-teacher better" if the CI is above 0, "multi-teacher worse" if below 0,
                    "no significant difference" if it contains 0, "n/a" if either kind is missing
 gap closed (%)   = 100 * (student - baseline) / (best teacher - baseline), on eval
-                   NaN when the baseline or every teacher is missing, or the denominator is 0.
+                   NaN when the baseline or every teacher is missing, or the denominator is 0, or (with
+                   the bootstrap of significance.py) its 95% interval is not above 0.
                    A negative value means the student is below the baseline; above 100 it beats
                    the best teacher. (If the baseline beats the best teacher the denominator is
                    negative and the sign of the ratio flips; the table shows it as computed.)
@@ -84,6 +85,8 @@ def task_summary(task, sig: dict | None = None) -> dict:
     nan = math.nan
     metric = lambda m: m.metric if m else nan   # noqa: E731
     base_v, teach_v = metric(sel["baseline"]), metric(sel["teacher"])
+    if sig.get("gap_defined") is False:   # the teacher is not above the baseline with a CI above 0: no gap to close
+        teach_v = nan
     head = sig.get("headline") or {}
     student_ci = sig.get("gap_ci", {}).get(sel["student"].method if sel["student"] else None, (nan, nan))
     return {
@@ -101,6 +104,9 @@ def task_summary(task, sig: dict | None = None) -> dict:
         "best_student": {**_named(sel["student"]),
                          "gap_closed_pct": _num(gap_closed(metric(sel["student"]), base_v, teach_v)),
                          "gap_closed_ci_pct": [_num(student_ci[0]), _num(student_ci[1])]},
+        # best teacher - baseline on eval with its CI: gap closed is undefined where the CI is not above 0
+        "teacher_minus_baseline_pp": _num(metric(sel["teacher"]) - base_v),
+        "teacher_minus_baseline_ci_pp": [_num(x) for x in sig.get("gap_denominator_ci", (nan, nan))],
         "gap_closed_pct": {m.method: _num(gap_closed(m.metric, base_v, teach_v)) for m in task.of_type("single", "multi")},
     }
 

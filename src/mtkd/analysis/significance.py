@@ -12,7 +12,8 @@ For every multi-teacher student vs the best single-teacher student (selected on 
   `duplicate_of` set and no p_holm, and it is never selected;
 - selected: the row of the validation-selected best multi-teacher student, the task's headline; its CI
   gives the verdict (gap.verdict).
-Gap closed gets the same bootstrap: (student - baseline) / (best teacher - baseline) on every resample.
+Gap closed gets the same bootstrap: (student - baseline) / (best teacher - baseline) on every resample; it is
+left undefined (gap_defined False, no CI) where best teacher - baseline has a 95% interval reaching 0 or below.
 The AVG row averages the headline differences over tasks; its interval resamples each task independently
 (each task has its own resamples, so the mean of their bootstrap distributions is the AVG's).
 """
@@ -33,6 +34,7 @@ COLUMNS = ["task", "method", "reference", "diff_pp", "ci_low", "ci_high", "p_val
 def task_significance(task, n_resamples: int = stats.N_RESAMPLES) -> dict:
     """{"rows": [row dict per multi-teacher student], "headline": the selected row or None,
     "gap_ci": {student: (low, high)}, "metric_ci": {model: (low, high)} (its eval metric's 95% interval),
+    "gap_denominator_ci": the interval of best teacher - baseline, "gap_defined": whether it is above 0,
     "samples": bootstrap distribution of the headline difference,
     "gap_samples": bootstrap distribution of the gap closed by the best student (selected on validation)}."""
     sel = gap.selection(task)
@@ -42,6 +44,12 @@ def task_significance(task, n_resamples: int = stats.N_RESAMPLES) -> dict:
     out = {"rows": [], "headline": None, "gap_ci": {}, "samples": None, "gap_samples": None,
            "metric_ci": {m: stats.percentile_ci(b) for m, b in boot.items()}}   # each model's metric, for the plots
     if sel["baseline"] and sel["teacher"]:
+        # a ratio is only as defined as its denominator: where the best teacher is not above the baseline with a
+        # CI above 0, (student - baseline) / (teacher - baseline) divides by a gap indistinguishable from zero
+        denom = stats.percentile_ci(boot[sel["teacher"].method] - boot[sel["baseline"].method])
+        out["gap_denominator_ci"] = denom
+        out["gap_defined"] = bool(denom[0] > 0)
+    if out.get("gap_defined"):
         for m in task.of_type("single", "multi"):
             closed = gap.gap_closed(boot[m.method], boot[sel["baseline"].method], boot[sel["teacher"].method])
             out["gap_ci"][m.method] = stats.percentile_ci(closed)

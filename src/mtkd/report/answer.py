@@ -127,7 +127,7 @@ def summary_table(sig: Table, success: dict, gap: Table | None) -> Table:
         g = gap_rows.get((task, student.get("method")), {})
         ci = student.get("gap_closed_ci_pct") or [g.get("ci_low"), g.get("ci_high")]
         closed = (f"{num(student.get('gap_closed_pct'), 0)} {ci_text(*ci, digits=0, sign=False)} "
-                  f"({student.get('method')})" if student.get("gap_closed_pct") is not None else NA)
+                  f"({student.get('method')})" if student.get("gap_closed_pct") is not None else _no_gap(s))
         row = [task, METRIC_NAMES.get(s["metric"], s["metric"]),
                f"{s['best_single']['method']} {num(s['best_single']['value'])}",
                f"{s['best_multi']['method']} {num(s['best_multi']['value'])}"
@@ -213,6 +213,10 @@ def verdict_lines(sig: Table, s: dict) -> list[str]:
                      f"{per}.")
     else:
         lines.append("Gap closed cannot be computed: a baseline, a teacher or a KD student is missing on every task.")
+    for t, v in tasks.items():
+        if v["best_student"]["gap_closed_pct"] is None and _no_gap(v) != NA:
+            lines.append(f"{t}: no gap closed — the best teacher is not above the no-KD baseline on eval "
+                         f"({_no_gap(v).removeprefix('n/a: teacher − baseline ')}), so a share of that gap means nothing.")
     return lines
 
 
@@ -239,3 +243,11 @@ def _float(x) -> float:
 
 def _ci(ci) -> str:
     return "" if not ci or ci[0] is None else f" [{ci[0]:.0f}, {ci[1]:.0f}]"
+
+
+def _no_gap(summary: dict) -> str:
+    """What the gap-closed cell says where the gap is undefined because best teacher − baseline has a CI not above 0."""
+    ci = summary.get("teacher_minus_baseline_ci_pp") or [None, None]
+    if summary.get("teacher_minus_baseline_pp") is None or ci[0] is None or ci[0] > 0:
+        return NA
+    return f"n/a: teacher − baseline {num(summary['teacher_minus_baseline_pp'], 2, True)} {ci_text(*ci)}"

@@ -160,7 +160,8 @@ def answer_blocks(analysis: Path, sig: Table, success: dict, seeds: list, save) 
                    ("note", "Differences in points (pp) of each task's official metric; [low, high]: paired bootstrap "
                             "95% interval over eval examples; Holm p: paired permutation test, Holm-corrected over "
                             "every strategy × task; a verdict says better or worse only where the interval excludes 0. "
-                            "Gap closed = (student − baseline) / (best teacher − baseline)"
+                            "Gap closed = (student − baseline) / (best teacher − baseline), n/a where best teacher − "
+                            "baseline has a CI not above 0"
                             + ("; headroom: the validation-selected teacher ensemble minus the best teacher, before "
                                "any student (next section)" if success.get("headroom") else "") + ".")]
     blocks.append(("details", "The verdicts in words", [("ul", verdict_lines(sig, success))], None))
