@@ -427,3 +427,23 @@ def test_a_joint_sweep_is_one_figure_per_task_on_one_scale(tmp_path, monkeypatch
     assert grids[0][1][1, 1] == pytest.approx(74.9) and grids[0][2] == (1, 1)   # T=4, alpha=0.9: the best cell
     assert [b[1] for b in blocks if b[0] == "img"] == ["report_files/sweep_sweeps_grid_demo.png"]
     assert any("sweeps/grid/grid_demo_multi_average.png" in b[1] for b in blocks if b[0] == "p")
+
+
+def test_a_difference_that_does_not_survive_holm_is_said_so():
+    """The verdict follows the interval; where that interval excludes 0 but the Holm-corrected p is 0.05 or more,
+    the answer and the summary table say the difference is not significant once every comparison is counted."""
+    from mtkd.report.answer import answer, summary_table
+    cols = ["task", "method", "reference", "diff_pp", "ci_low", "ci_high", "p_value", "p_holm", "selected", "seeds"]
+    sig = Table(cols, [["a", "m", "s", "-0.85", "-1.66", "-0.12", "0.03", "0.522", "true", "2"],
+                       ["b", "m", "s", "1.50", "0.40", "2.60", "0.001", "0.004", "true", "2"],
+                       ["c", "m", "s", "0.20", "-0.50", "0.90", "0.5", "1", "true", "2"]])
+    gap = {"best_student": {"gap_closed_pct": None}, "best_single": {"method": "s", "value": 80.0},
+           "best_multi": {"method": "m", "value": 80.5}}
+    success = {"tasks": {"a": {"metric": "f1", "verdict": "multi-teacher worse", **gap},
+                         "b": {"metric": "f1", "verdict": "multi-teacher better", **gap},
+                         "c": {"metric": "f1", "verdict": "no significant difference", **gap}}}
+    text = answer(sig, success, [42, 1])
+    assert "Counting every strategy × task comparison (Holm), the difference on a is not significant." in text
+    rows = {r[0]: r for r in summary_table(sig, success, None).rows}
+    assert rows["a"][6] == "multi-teacher worse (not after Holm)"
+    assert rows["b"][6] == "multi-teacher better" and rows["c"][6] == "no significant difference"

@@ -52,6 +52,13 @@ def _verdict(success: dict, row: dict) -> str:
     return success["tasks"].get(row["task"], {}).get("verdict") or verdict(_float(row["ci_low"]), _float(row["ci_high"]))
 
 
+def _holm_fails(success: dict, row: dict) -> bool:
+    """The row's interval excludes 0 (better / worse) but its Holm-corrected p is 0.05 or more: a difference
+    that does not survive counting every strategy × task comparison."""
+    p = _float(row.get("p_holm"))
+    return _verdict(success, row) in ("multi-teacher better", "multi-teacher worse") and p == p and p >= 0.05
+
+
 def answer(sig: Table, success: dict, seeds: list) -> str:
     """The answer to QUESTION in two sentences."""
     heads = selected_rows(sig)
@@ -85,6 +92,10 @@ def answer(sig: Table, success: dict, seeds: list) -> str:
     joined = " and ".join(clauses) if len(clauses) < 3 else ", ".join(clauses[:-1]) + ", and " + clauses[-1]
     first = (f"{lead}: the best multi-teacher student is {joined} "
              f"({n} task{'s' if n != 1 else ''} compared).")
+    weak = [r["task"] for r in better + worse if _holm_fails(success, r)]
+    if weak:
+        first += (f" Counting every strategy × task comparison (Holm), the difference on {_join(weak)} is not "
+                  f"significant.")
     avg = next((dict(zip(sig.columns, r)) for r in sig.rows if r[0] == "AVG"), None)
     if avg:
         v = success.get("average_verdict") or verdict(_float(avg["ci_low"]), _float(avg["ci_high"]))
@@ -133,7 +144,7 @@ def summary_table(sig: Table, success: dict, gap: Table | None) -> Table:
                f"{s['best_multi']['method']} {num(s['best_multi']['value'])}"
                + (f" (trains as {twin(sig, r)})" if twin(sig, r) else ""),
                f"{num(r['diff_pp'], 2, True)} {ci_text(r['ci_low'], r['ci_high'])}", r["p_holm"],
-               _verdict(success, r), closed]
+               _verdict(success, r) + (" (not after Holm)" if _holm_fails(success, r) else ""), closed]
         if rooms:
             h = rooms.get(task)
             row.append(f"{num(h['diff_pp'], 2, True)} {ci_text(*h['ci_pp'])} ({h['ensemble']})" if h else NA)
