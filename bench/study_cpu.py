@@ -166,7 +166,8 @@ def main() -> None:
     ap.add_argument("--config", default=str(ROOT / "configs" / "study_cpu.yaml"))
     ap.add_argument("--out", default=str(ROOT / "runs" / "study_cpu"))
     ap.add_argument("--tasks", help="comma-separated: run only these tasks of the config")
-    ap.add_argument("--sweep-tasks", default="sst2,mrpc")
+    ap.add_argument("--sweep-tasks", help="comma-separated tasks of the sweeps (default: the config's sst2 and mrpc, "
+                    "else its first task)")
     ap.add_argument("--no-sweeps", action="store_true")
     ap.add_argument("--recompute", action="store_true", help="rebuild stale stages (after a config change) in the "
                     "main run, the sweep base and the sweeps (their commands' --recompute)")
@@ -190,7 +191,9 @@ def main() -> None:
         sys.exit(f"error: {e}")
     all_tasks = [t["name"] for t in cfg["tasks"]]
     tasks = args.tasks.split(",") if args.tasks else all_tasks
-    for t in tasks + args.sweep_tasks.split(","):
+    if args.sweep_tasks is None:   # the study's two small tasks where the config has them
+        args.sweep_tasks = ",".join([t for t in ("sst2", "mrpc") if t in all_tasks] or all_tasks[:1])
+    for t in tasks + (args.sweep_tasks.split(",") if not args.no_sweeps else []):   # sweep tasks matter only with sweeps
         if t not in all_tasks:
             sys.exit(f"error: task '{t}' is not in {args.config} (its tasks: {', '.join(all_tasks)})")
     run.mkdir(parents=True, exist_ok=True)

@@ -126,6 +126,22 @@ def test_study_set_overrides_reach_the_run_and_its_timing(tmp_path, monkeypatch)
     assert str(e.value).startswith("error: ") and "mixed_precision" in str(e.value) and not calls
 
 
+def test_study_runs_a_config_without_the_default_sweep_tasks(tmp_path, monkeypatch):
+    """A config without sst2/mrpc (configs/voices_bags.yaml: mnli and qqp) runs with --no-sweeps; a named sweep
+    task the config lacks is still refused in one line."""
+    calls = []
+    monkeypatch.setattr(study_cpu, "run_mtkd", lambda args, log: calls.append(args) or 1.0)
+    run = tmp_path / "run"
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "voices_bags.yaml")
+    monkeypatch.setattr(sys, "argv", ["study_cpu.py", "--config", config, "--out", str(run), "--no-sweeps"])
+    study_cpu.main()
+    assert len(calls) == 1 and calls[0][0] == "run"
+    monkeypatch.setattr(sys, "argv", ["study_cpu.py", "--config", config, "--out", str(run), "--sweep-tasks", "sst2"])
+    with pytest.raises(SystemExit) as e:
+        study_cpu.main()
+    assert str(e.value) == f"error: task 'sst2' is not in {config} (its tasks: mnli, qqp)"
+
+
 def _student(method: str, labels: np.ndarray, right: int, seeds=(42, 1), kind="multi") -> Model:
     """A student right on `right` eval examples at every seed (the others: the wrong class); which ones moves
     with the seed, so every seed is a different model with the same accuracy."""
