@@ -142,6 +142,31 @@ def test_study_runs_a_config_without_the_default_sweep_tasks(tmp_path, monkeypat
     assert str(e.value) == f"error: task 'sst2' is not in {config} (its tasks: mnli, qqp)"
 
 
+def test_across_runs_pairs_two_runs_on_the_same_examples(tmp_path, capsys):
+    """Two runs built from the same seed hold the same eval examples: a model against itself across them is
+    exactly 0 with p = 1, another model gives the within-run paired bootstrap difference; runs with other eval
+    examples, an unknown model or a bad spec end with one line."""
+    import across_runs
+    from mtkd.analysis.load import load_run
+    from tests._fake_run import build_fake_run
+    a, b = build_fake_run(tmp_path / "a"), build_fake_run(tmp_path / "b")
+    same = across_runs.compare(f"{a}:multi_average", f"{b}:multi_average", "bin", n_resamples=500)
+    assert same["diff"] == 0 and same["ci"] == (0.0, 0.0) and same["p"] == 1.0
+    r = across_runs.compare(f"{a}:kd_t_a", f"{b}:multi_average", "bin", n_resamples=500)
+    t = {x.name: x for x in load_run(a, "eval")}["bin"]
+    m = {x.method: x for x in t.models}
+    assert r["diff"] == pytest.approx(m["multi_average"].metric - m["kd_t_a"].metric)
+    assert r["ci"][0] <= r["diff"] <= r["ci"][1] and 0 < r["p"] <= 1
+    other = build_fake_run(tmp_path / "c", seed=5)   # other labels on the "same" task
+    for argv, msg in (([f"{a}:kd_t_a", f"{other}:kd_t_a", "--task", "bin"], "eval labels differ"),
+                      ([f"{a}:nope", f"{b}:kd_t_a", "--task", "bin"], "has no model 'nope' on bin"),
+                      ([f"{a}:kd_t_a", f"{b}:kd_t_a", "--task", "x"], "has no task 'x'"),
+                      ([str(a), f"{b}:kd_t_a", "--task", "bin"], "expected RUN_OR_PUBLISHED_FOLDER:MODEL")):
+        with pytest.raises(SystemExit) as e:
+            across_runs.main(argv)
+        assert str(e.value).startswith("error: ") and msg in str(e.value) and "\n" not in str(e.value)
+
+
 def _student(method: str, labels: np.ndarray, right: int, seeds=(42, 1), kind="multi") -> Model:
     """A student right on `right` eval examples at every seed (the others: the wrong class); which ones moves
     with the seed, so every seed is a different model with the same accuracy."""
