@@ -81,14 +81,34 @@ def summary(times: list[float]) -> str:
     return f"median {statistics.median(times) * 1e3:8.1f} ms  (p10 {q[0]:.1f}, p90 {q[1]:.1f}, n={len(times)})"
 
 
-def run_mtkd(args: list[str], log) -> float:
+def run_mtkd(args: list[str], log, command: list[str] | None = None) -> float:
     """Run one mtkd command, its output appended to the open file `log`; its wall time in seconds. A failed
-    command ends the benchmark with one line naming the command and the log (its output is there)."""
+    command ends the benchmark with one line naming the command and the log (its output is there). A benchmark
+    stopped by SIGTERM or Ctrl-C stops its mtkd command too (it would otherwise run on, holding the cores and
+    the run's stage locks). `command`: what runs instead of `python -m mtkd` (tests)."""
+    import signal
     import subprocess
     import sys
     log.write(f"$ mtkd {' '.join(args)}\n")
     log.flush()
     t0 = time.perf_counter()
-    if subprocess.run([sys.executable, "-m", "mtkd", *args], stdout=log, stderr=subprocess.STDOUT).returncode:
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    proc = subprocess.Popen([*(command or [sys.executable, "-m", "mtkd"]), *args], stdout=log,
+                            stderr=subprocess.STDOUT)
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        code = proc.wait()
+    except BaseException:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if code:
         sys.exit(f"error: `mtkd {' '.join(args)}` failed; its output is in {log.name}")
     return time.perf_counter() - t0

@@ -311,3 +311,37 @@ def test_teacher_costs_reads_each_teachers_time_and_scores(tmp_path):
     assert r["n_scored"] == sum(len((run / "demo" / "data" / f"{s}.jsonl").read_text().splitlines())
                                 for s in ("train", "validation", "eval"))
     assert "| demo | tf |" in teacher_costs.markdown(rows, run)
+
+
+def test_a_stopped_benchmark_stops_its_mtkd_command(tmp_path):
+    """SIGTERM to a benchmark (bench/_common.run_mtkd) terminates the command it is waiting for: no orphan
+    keeps the cores and the run's stage locks."""
+    import os
+    import signal
+    import subprocess
+    import time
+    bench = Path(__file__).resolve().parents[1] / "bench"
+    child_pid = tmp_path / "child.pid"
+    child = f"import os, time; open({str(child_pid)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
+    parent = (f"import sys; sys.path.insert(0, {str(bench)!r}); import _common\n"
+              f"with open({str(tmp_path / 'log.txt')!r}, 'w') as log:\n"
+              f"    _common.run_mtkd([], log, command=[sys.executable, '-c', {child!r}])\n")
+    proc = subprocess.Popen([sys.executable, "-c", parent], stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not (child_pid.is_file() and child_pid.read_text()) and time.time() < deadline:
+        time.sleep(0.1)
+    pid = int(child_pid.read_text())
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) != 0
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            os.kill(pid, 0)              # still there (or a zombie not yet reaped by init)
+        except ProcessLookupError:
+            break
+        if Path(f"/proc/{pid}/stat").is_file() and Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        raise AssertionError("the benchmark's command outlived it")
