@@ -65,6 +65,8 @@ def main(argv=None) -> int:
     ap.add_argument("--task", required=True)
     ap.add_argument("--resamples", type=int, default=stats.N_RESAMPLES)
     args = ap.parse_args(argv)
+    if args.resamples < 100:
+        sys.exit(f"error: --resamples must be at least 100 (a 95% interval needs them), got {args.resamples}")
     try:
         r = compare(args.a, args.b, args.task, args.resamples)
     except MtkdError as e:

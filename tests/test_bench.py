@@ -161,7 +161,8 @@ def test_across_runs_pairs_two_runs_on_the_same_examples(tmp_path, capsys):
     for argv, msg in (([f"{a}:kd_t_a", f"{other}:kd_t_a", "--task", "bin"], "eval labels differ"),
                       ([f"{a}:nope", f"{b}:kd_t_a", "--task", "bin"], "has no model 'nope' on bin"),
                       ([f"{a}:kd_t_a", f"{b}:kd_t_a", "--task", "x"], "has no task 'x'"),
-                      ([str(a), f"{b}:kd_t_a", "--task", "bin"], "expected RUN_OR_PUBLISHED_FOLDER:MODEL")):
+                      ([str(a), f"{b}:kd_t_a", "--task", "bin"], "expected RUN_OR_PUBLISHED_FOLDER:MODEL"),
+                      ([f"{a}:kd_t_a", f"{b}:kd_t_a", "--task", "bin", "--resamples", "0"], "--resamples must be")):
         with pytest.raises(SystemExit) as e:
             across_runs.main(argv)
         assert str(e.value).startswith("error: ") and msg in str(e.value) and "\n" not in str(e.value)

@@ -60,7 +60,7 @@ def _holm_fails(success: dict, row: dict) -> bool:
 
 
 def answer(sig: Table, success: dict, seeds: list) -> str:
-    """The answer to QUESTION in two sentences."""
+    """The answer to QUESTION in two sentences (three where a difference does not survive Holm)."""
     heads = selected_rows(sig)
     if not heads:
         return ("This run cannot answer it: no task has both single- and multi-teacher students with validation "
@@ -225,9 +225,9 @@ def verdict_lines(sig: Table, s: dict) -> list[str]:
     else:
         lines.append("Gap closed cannot be computed: a baseline, a teacher or a KD student is missing on every task.")
     for t, v in tasks.items():
-        if v["best_student"]["gap_closed_pct"] is None and _no_gap(v) != NA:
+        if v["best_student"]["gap_closed_pct"] is None and _teacher_gap(v):
             lines.append(f"{t}: no gap closed — the best teacher is not above the no-KD baseline on eval "
-                         f"({_no_gap(v).removeprefix('n/a: teacher − baseline ')}), so a share of that gap means nothing.")
+                         f"({_teacher_gap(v)}), so a share of that gap means nothing.")
     return lines
 
 
@@ -256,9 +256,15 @@ def _ci(ci) -> str:
     return "" if not ci or ci[0] is None else f" [{ci[0]:.0f}, {ci[1]:.0f}]"
 
 
-def _no_gap(summary: dict) -> str:
-    """What the gap-closed cell says where the gap is undefined because best teacher − baseline has a CI not above 0."""
+def _teacher_gap(summary: dict) -> str:
+    """Best teacher − baseline with its CI (e.g. "+0.46 [-1.72, +2.75]") where that CI is not above 0 — the gap
+    closed is then undefined; "" otherwise."""
     ci = summary.get("teacher_minus_baseline_ci_pp") or [None, None]
     if summary.get("teacher_minus_baseline_pp") is None or ci[0] is None or ci[0] > 0:
-        return NA
-    return f"n/a: teacher − baseline {num(summary['teacher_minus_baseline_pp'], 2, True)} {ci_text(*ci)}"
+        return ""
+    return f"{num(summary['teacher_minus_baseline_pp'], 2, True)} {ci_text(*ci)}"
+
+
+def _no_gap(summary: dict) -> str:
+    """The gap-closed cell where no gap closed is reported: why, when the teacher − baseline CI says so."""
+    return f"n/a: teacher − baseline {_teacher_gap(summary)}" if _teacher_gap(summary) else NA
